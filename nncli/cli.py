@@ -1,0 +1,255 @@
+"""The command line: parse options, call one plain function, hand its result to the report.
+
+The only module that imports typer. Heavy imports (numpy, pandas, numba) happen inside the
+commands, so `nncli --help` and `nncli --version` stay fast.
+"""
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions
+
+from nncli import __version__
+from nncli.errors import EXIT_CODES, INTERRUPTED, USAGE, NncliError, OutputError
+
+_EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
+
+app = typer.Typer(
+    name="nncli", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Train, evaluate and apply multi-layer perceptrons on tabular CSV data.\n\n" + _EXIT_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+
+def _version(value: bool):
+    if value:
+        print(f"nncli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+):
+    _state["debug"] = debug
+
+
+def _console():
+    from nncli.report import stderr_console
+
+    return stderr_console()
+
+
+def _emit_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _clean(obj):
+    """NaN is not JSON: report it as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before any work if the output folder cannot take the file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: the folder {folder} is not writable")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder")
+
+
+HeaderOpt = Annotated[Optional[bool], typer.Option(
+    "--header/--no-header", help="The data has (or has not) a header row; default: data.header (auto).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+
+
+@app.command(epilog="Example: nncli train ../shared/data/pima-indians-diabetes.csv --config configs/pima.yaml "
+                    "--no-header --val-split 0.25 --out pima.npz")
+def train(
+    data: Annotated[Path, typer.Argument(help="Training CSV file.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: built-in).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model file (default: CONFIG_NAME.npz).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target column name or index (data.target).")] = None,
+    val_split: Annotated[Optional[float], typer.Option(help="Share of rows for validation (train.val_split).")] = None,
+    val: Annotated[Optional[Path], typer.Option("--val", help="Validation CSV file (train.val_file).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="train.batch_size")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="train.optimizer.lr")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Override a config key, e.g. --set train.optimizer.lr=0.01 (repeatable).")] = None,
+    header: HeaderOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
+):
+    """Train an MLP on a CSV file and save the model file."""
+    overrides = list(set_ or [])
+    for key, value in (("data.target", target), ("train.val_split", val_split), ("train.epochs", epochs),
+                       ("train.batch_size", batch_size), ("train.optimizer.lr", lr), ("train.seed", seed)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if header is not None:
+        overrides.append(f"data.header={'true' if header else 'false'}")
+    if val is not None and val_split is not None:
+        raise typer.BadParameter("give --val-split or --val, not both")
+
+    def run():
+        from nncli import config as config_mod
+        from nncli.model import save
+        from nncli.report import TrainProgress, train_summary
+        from nncli.train import train as train_fn
+
+        cfg = config_mod.load(config, overrides)
+        model_path = out or Path((config.stem if config else Path(data).stem) + ".npz")
+        _check_writable(model_path)
+        if model_path.exists() and model_path.resolve() == Path(data).resolve():
+            raise OutputError(f"{model_path}: the model file would overwrite the training data")
+        console = _console()
+        with TrainProgress(console, quiet=quiet or as_json) as progress:
+            result = train_fn(data, cfg, val_path=val, callback=progress)
+        save(result.model, model_path)
+        if as_json:
+            _emit_json(_clean({"model": str(model_path), **result.model.summary, "history": result.model.history,
+                               "timing": result.timing}))
+        elif not quiet:
+            train_summary(console, result, model_path)
+
+    _run(run)
+
+
+@app.command("eval", epilog="Example: nncli eval pima.npz test.csv --json")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
+    data: Annotated[Path, typer.Argument(help="Labelled CSV file.")],
+    as_json: JsonOpt = False,
+):
+    """Print metrics of a model on labelled data."""
+    def run():
+        from nncli.model import load
+        from nncli.predict import evaluate as evaluate_fn
+        from nncli.report import metrics_table
+
+        result = evaluate_fn(load(model), data)
+        if as_json:
+            _emit_json(_clean(result))
+        else:
+            metrics_table(_console(), _clean(result), f"{model.name} on {data.name}")
+
+    _run(run)
+
+
+@app.command(epilog="Example: nncli predict pima.npz new.csv --proba -o predictions.csv")
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
+    data: Annotated[Path, typer.Argument(help="CSV file to predict (the target column may be absent).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (default: stdout).")] = None,
+    proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class.")] = False,
+    keep: Annotated[Optional[list[str]], typer.Option("--keep", help="Copy this input column (repeatable).")] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read and predicted at a time.")] = 100_000,
+):
+    """Write one prediction per input row as CSV."""
+    def run():
+        from nncli.model import load
+        from nncli.predict import predict as predict_fn
+
+        if out is not None:
+            _check_writable(out)
+        predict_fn(load(model), data, out, proba=proba, keep=keep or [], chunk_rows=chunk_rows)
+
+    _run(run)
+
+
+@app.command(epilog="Example: nncli info pima.npz --json")
+def info(
+    model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
+    as_json: JsonOpt = False,
+):
+    """Show a model's architecture, data schema, training summary and versions."""
+    def run():
+        from nncli.model import describe, load
+        from nncli.report import model_info
+
+        details = describe(load(model), model)
+        if as_json:
+            _emit_json(_clean(details))
+        else:
+            model_info(_console(), _clean(details))
+
+    _run(run)
+
+
+@app.command(epilog="Example: nncli init ../shared/data/iris.csv > iris.yaml")
+def init(
+    data: Annotated[Path, typer.Argument(help="CSV file to write a config for.")],
+    target: Annotated[Optional[str], typer.Option(help="Target column name or index (default: last).")] = None,
+    header: HeaderOpt = None,
+):
+    """Print a starter config for a CSV file on stdout."""
+    def run():
+        from nncli.starter import starter_config
+
+        sys.stdout.write(starter_config(data, target, "auto" if header is None else str(header).lower()))
+
+    _run(run)
+
+
+def _run(fn) -> None:
+    """Run a command body: nncli's errors become one line on stderr and their exit code."""
+    try:
+        fn()
+    except NncliError as exc:
+        if _state["debug"]:
+            raise
+        print(f"nncli: error: {exc.message}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        print("nncli: interrupted", file=sys.stderr)
+        raise typer.Exit(INTERRUPTED) from None
+    except BrokenPipeError:
+        # the reader went away (`nncli predict ... | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def main() -> None:
+    try:
+        rv = app(standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        hint = f" (see nncli {exc.ctx.info_name} --help)" if exc.ctx is not None else ""
+        print(f"nncli: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(USAGE)
+    except click_exceptions.Abort:
+        print("nncli: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)
+    except click_exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

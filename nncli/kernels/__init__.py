@@ -1,0 +1,65 @@
+"""Numba-compiled kernels. Only modules in this package import numba.
+
+Importing the package first points numba's on-disk cache at a writable folder, before numba is
+imported. The folder name carries the nncli version and a hash of the kernel sources: numba's own
+cache only notices edits to the file that holds the cached function, not to jitted functions it
+calls in sibling modules, so a change anywhere in this package must start a fresh cache.
+
+Where the cache lives, in order: $NNCLI_CACHE_DIR; $NUMBA_CACHE_DIR if the user set it; the
+user's cache folder ($XDG_CACHE_HOME or ~/.cache)/nncli; the system temporary folder. If none can
+be written, kernels are compiled in memory on every run (`CACHE` is False) instead of failing.
+"""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from nncli import __version__
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _sources_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_HERE.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe", delete=True)
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def _choose_cache_dir() -> Path | None:
+    leaf = f"kernels-{__version__}-{_sources_hash()}"
+    candidates = []
+    if os.environ.get("NNCLI_CACHE_DIR"):
+        candidates.append(Path(os.environ["NNCLI_CACHE_DIR"]) / leaf)
+    elif os.environ.get("NUMBA_CACHE_DIR"):
+        candidates.append(Path(os.environ["NUMBA_CACHE_DIR"]) / leaf)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates.append(Path(base) / "nncli" / leaf)
+    candidates.append(Path(tempfile.gettempdir()) / f"nncli-{os.getuid()}" / leaf)
+    for folder in candidates:
+        if _writable(folder):
+            return folder
+    return None
+
+
+CACHE_DIR = _choose_cache_dir()
+CACHE = CACHE_DIR is not None
+if CACHE:
+    os.environ["NUMBA_CACHE_DIR"] = str(CACHE_DIR)
+
+import numba  # noqa: E402  (after the environment is set: numba reads it on import)
+
+if CACHE:
+    numba.config.CACHE_DIR = str(CACHE_DIR)

@@ -1,0 +1,80 @@
+"""Evaluation metrics in plain numpy (the tests check them against scikit-learn).
+
+Inputs: integer class indices y_true, y_pred (n,) and probabilities P (n, K) for classification;
+float values for regression. Binary metrics treat class index 1 (the second label in sorted
+order) as positive.
+"""
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """C[i, j] = rows of true class i predicted as class j."""
+    C = np.zeros((k, k), dtype=np.int64)
+    np.add.at(C, (y_true, y_pred), 1)
+    return C
+
+
+def _ratio(num, den):
+    return float(num / den) if den else 0.0
+
+
+def per_class(C: np.ndarray) -> dict:
+    tp = np.diag(C).astype(float)
+    precision = np.array([_ratio(tp[i], C[:, i].sum()) for i in range(len(C))])
+    recall = np.array([_ratio(tp[i], C[i, :].sum()) for i in range(len(C))])
+    f1 = np.array([_ratio(2 * p * r, p + r) for p, r in zip(precision, recall)])
+    return {"precision": precision, "recall": recall, "f1": f1, "support": C.sum(axis=1)}
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the Mann-Whitney U statistic, ties counted half."""
+    pos = y_true == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    sorted_scores = score[order]
+    ranks = np.empty(len(score))
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def log_loss(y_true: np.ndarray, P: np.ndarray, eps: float = 1e-15) -> float:
+    p = np.clip(P[np.arange(len(y_true)), y_true], eps, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def classification(y_true: np.ndarray, P: np.ndarray, labels: list) -> dict:
+    """Metrics for class indices y_true and probabilities P (n, K)."""
+    k = P.shape[1]
+    y_pred = P.argmax(axis=1)
+    C = confusion(y_true, y_pred, k)
+    pc = per_class(C)
+    out = {"n": int(len(y_true)), "accuracy": float(np.mean(y_pred == y_true)), "log_loss": log_loss(y_true, P)}
+    if k == 2:
+        out.update(precision=float(pc["precision"][1]), recall=float(pc["recall"][1]), f1=float(pc["f1"][1]),
+                   roc_auc=roc_auc(y_true, P[:, 1]))
+    else:
+        support = pc["support"]
+        out.update(macro_f1=float(pc["f1"].mean()),
+                   weighted_f1=float((pc["f1"] * support).sum() / max(support.sum(), 1)))
+        out["per_class"] = {
+            str(label): {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
+                         "f1": float(pc["f1"][i]), "support": int(support[i])}
+            for i, label in enumerate(labels)
+        }
+    out["labels"] = [str(x) for x in labels]
+    out["confusion_matrix"] = C.tolist()
+    return out
+
+
+def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    r = y_pred - y_true
+    mse = float(np.mean(r * r))
+    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
+    return {"n": int(len(y_true)), "mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(r))),
+            "r2": 1.0 - float(np.sum(r * r)) / ss_tot if ss_tot > 0 else float("nan")}

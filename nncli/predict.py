@@ -1,0 +1,114 @@
+"""Applying a trained model: probabilities, predictions, streaming `predict` and `evaluate`."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nncli import metrics
+from nncli.data import Table, read_table
+from nncli.errors import DataError, OutputError
+from nncli.model import Model, atomic_write
+from nncli.train import logits
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for any z
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, K) for classifiers; predicted values (n, 1) for regression."""
+    Z = logits(model.network, X).astype(np.float64)
+    task = model.prep.task
+    if task == "binary":
+        p = sigmoid(Z[:, 0])
+        return np.column_stack([1.0 - p, p])
+    if task == "multiclass":
+        return softmax(Z)
+    return model.prep.unscale_target(Z)
+
+
+def _read(model: Model, path, chunk_rows=None):
+    cfg = model.config["data"]
+    prep = model.prep
+    header = cfg["header"] if prep.has_header else "false"
+    if header == "false" and prep.has_header:
+        header = "auto"
+    return read_table(path, header=header, delimiter=cfg["delimiter"], encoding=cfg["encoding"],
+                      expected_names=[f.name for f in prep.features] if prep.has_header else None,
+                      chunk_rows=chunk_rows)
+
+
+def output_frame(model: Model, table: Table, proba: bool, keep: list[str]) -> pd.DataFrame:
+    table = model.prep.match_columns(table)
+    X = model.prep.transform(table, model.network.dtype)
+    P = probabilities(model, X)
+    out = {}
+    for name in keep:
+        if name not in table.frame.columns:
+            raise DataError(f"{table.path}: --keep: no column named '{name}'")
+        out[name] = table.frame[name].to_numpy()
+    if model.prep.task == "regression":
+        out["prediction"] = P[:, 0]
+    else:
+        out["prediction"] = model.prep.decode_labels(P.argmax(axis=1))
+        if proba:
+            for k, label in enumerate(model.prep.labels):
+                out[f"proba_{label}"] = P[:, k]
+    return pd.DataFrame(out)
+
+
+def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep=(),
+            chunk_rows: int = DEFAULT_CHUNK_ROWS, stream=None) -> int:
+    """Write predictions for every row of data_path as CSV, chunk by chunk; returns rows written.
+
+    With out_path the file appears atomically when complete; otherwise rows go to `stream`
+    (default stdout) as they are computed.
+    """
+    chunks = _read(model, data_path, chunk_rows=chunk_rows)
+    if out_path is not None:
+        out_path = Path(out_path)
+        if out_path.exists() and out_path.resolve() == Path(data_path).resolve():
+            raise OutputError(f"{out_path}: the output would overwrite the input data file")
+        count = [0]
+
+        def write(f):
+            count[0] = _write_chunks(model, chunks, f, proba, keep, binary=True)
+
+        atomic_write(out_path, write)
+        return count[0]
+    return _write_chunks(model, chunks, stream or sys.stdout, proba, keep, binary=False)
+
+
+def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
+    n = 0
+    for i, table in enumerate(chunks):
+        frame = output_frame(model, table, proba, list(keep))
+        text = frame.to_csv(index=False, header=(i == 0), lineterminator="\n", float_format="%.10g")
+        f.write(text.encode() if binary else text)
+        n += len(frame)
+    return n
+
+
+def evaluate(model: Model, data_path) -> dict:
+    """Metrics on labelled data; the target column must be present."""
+    table = _read(model, data_path)
+    prep = model.prep
+    table = prep.match_columns(table)
+    if prep.target not in table.frame.columns:
+        raise DataError(f"{data_path}: no target column '{prep.target}' to evaluate against")
+    X = prep.transform(table, model.network.dtype)
+    P = probabilities(model, X)
+    if prep.task == "regression":
+        y = prep.unscale_target(prep.encode_target(table, np.float64)[:, 0])
+        return {"task": "regression", **metrics.regression(y, P[:, 0])}
+    y = prep.label_indices(table.frame[prep.target].str.strip(), table)
+    return {"task": prep.task, **metrics.classification(y, P, prep.labels)}

@@ -1,0 +1,325 @@
+"""Fitted preprocessing: text table -> float arrays, and predictions -> original labels.
+
+Everything fitted here (column roles, imputation values, centres and scales, categories, label
+order, target scaling) is plain JSON-able data, saved in the model file and applied unchanged at
+eval and predict time.
+
+Missing values: in numeric columns, any string in data.missing_values (and 0 in the columns of
+data.zero_means_missing) is missing and filled by data.impute. In categorical columns only the
+empty string is missing (filled with the most frequent category), so a category literally named
+"NA" stays a category.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from nncli.config import suggest
+from nncli.data import Table
+from nncli.errors import DataError
+
+TASKS = ("binary", "multiclass", "regression")
+MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
+
+
+@dataclass
+class Feature:
+    name: str
+    kind: str  # "numeric" or "categorical"
+    fill: float | str = 0.0  # imputation value (raw units) or most frequent category
+    center: float = 0.0
+    scale: float = 1.0
+    categories: list = field(default_factory=list)
+    zero_is_missing: bool = False
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) if self.kind == "categorical" else 1
+
+
+@dataclass
+class Preprocessor:
+    columns: list  # every column of the training file, in order (for headerless files)
+    has_header: bool
+    target: str
+    task: str
+    features: list  # of Feature
+    labels: list = field(default_factory=list)  # class labels as canonical strings, in output order
+    label_kind: str = "str"  # "int", "float" or "str": how to write labels back
+    target_center: float = 0.0
+    target_scale: float = 1.0
+    missing_values: list = field(default_factory=list)
+    unknown_categories: str = "error"
+
+    # ----- fitting -----------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, table: Table, data_cfg: dict) -> "Preprocessor":
+        columns = list(table.frame.columns)
+        target = resolve_column(data_cfg["target"], columns, table.path, "data.target")
+        ignore = {resolve_column(c, columns, table.path, "data.ignore") for c in data_cfg["ignore"]}
+        if data_cfg["features"] is None:
+            names = [c for c in columns if c != target and c not in ignore]
+        else:
+            names = [resolve_column(c, columns, table.path, "data.features") for c in data_cfg["features"]]
+            if target in names:
+                raise DataError(f"{table.path}: data.features includes the target column '{target}'")
+        if not names:
+            raise DataError(f"{table.path}: no feature columns are left besides the target '{target}'")
+        declared = None if data_cfg["categorical"] is None else {
+            resolve_column(c, columns, table.path, "data.categorical") for c in data_cfg["categorical"]
+        }
+        zero_missing = {resolve_column(c, columns, table.path, "data.zero_means_missing")
+                        for c in data_cfg["zero_means_missing"]}
+        missing = list(data_cfg["missing_values"])
+        features = []
+        for name in names:
+            values = table.frame[name]
+            categorical = name in declared if declared is not None else not _mostly_numeric(values, missing)
+            if categorical:
+                features.append(_fit_categorical(name, values))
+            else:
+                features.append(_fit_numeric(name, table, missing, name in zero_missing, data_cfg))
+        prep = cls(columns, table.has_header, target, "regression", features,
+                   missing_values=missing, unknown_categories=data_cfg["unknown_categories"])
+        prep._fit_target(table, data_cfg)
+        return prep
+
+    def _fit_target(self, table: Table, data_cfg: dict) -> None:
+        raw = table.frame[self.target].str.strip()
+        empty = raw.isin(self.missing_values)
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(f"{table.path}: line {table.line_of(row)}: the target '{self.target}' is missing")
+        numbers = pd.to_numeric(raw, errors="coerce")
+        numeric = not numbers.isna().any()
+        integer = numeric and bool(np.all(np.mod(numbers.to_numpy(), 1) == 0))
+        n_unique = raw.nunique() if not numeric else numbers.nunique()
+        task = data_cfg["task"]
+        if task == "auto":
+            if n_unique == 2:
+                task = "binary"
+            elif not numeric or (integer and n_unique <= MAX_AUTO_CLASSES):
+                task = "multiclass"
+            else:
+                task = "regression"
+        self.task = task
+        if task == "regression":
+            if not numeric:
+                row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+                raise DataError(f"{table.path}: line {table.line_of(row)}: regression target "
+                                f"'{self.target}' is not a number: {raw.iloc[row]!r}")
+            y = numbers.to_numpy(dtype=np.float64)
+            _check_finite(y, table, self.target)
+            if data_cfg["target_scaling"] == "standard":
+                self.target_center = float(y.mean())
+                self.target_scale = float(y.std()) or 1.0
+            return
+        if n_unique < 2:
+            raise DataError(f"{table.path}: the target '{self.target}' has only one class "
+                            f"({raw.iloc[0]!r}); a classifier needs at least two")
+        if task == "binary" and n_unique > 2:
+            raise DataError(f"{table.path}: data.task is binary but the target '{self.target}' "
+                            f"has {n_unique} classes; use multiclass")
+        self.label_kind = "int" if integer else ("float" if numeric else "str")
+        if numeric:
+            labels = sorted(set(numbers.tolist()))
+            self.labels = [canonical_number(v) for v in labels]
+        else:
+            self.labels = sorted(set(raw.tolist()))
+
+    # ----- applying -----------------------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int:
+        return sum(f.width for f in self.features)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels) if self.task == "multiclass" else 1
+
+    def input_names(self) -> list[str]:
+        names = []
+        for f in self.features:
+            names += [f"{f.name}={c}" for c in f.categories] if f.kind == "categorical" else [f.name]
+        return names
+
+    def transform(self, table: Table, dtype=np.float64) -> np.ndarray:
+        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs)."""
+        n = len(table.frame)
+        X = np.empty((n, self.n_inputs), dtype=dtype)
+        j = 0
+        for f in self.features:
+            values = table.frame[f.name]
+            if f.kind == "numeric":
+                x = numeric_values(values, table, f.name, self.missing_values, f.zero_is_missing)
+                x[np.isnan(x)] = f.fill
+                X[:, j] = (x - f.center) / f.scale
+            else:
+                X[:, j:j + f.width] = self._one_hot(f, values, table)
+            j += f.width
+        return X
+
+    def _one_hot(self, f: Feature, values: pd.Series, table: Table) -> np.ndarray:
+        cats = values.str.strip().replace("", f.fill)
+        codes = pd.Categorical(cats, categories=f.categories).codes
+        unknown = codes < 0
+        if unknown.any() and self.unknown_categories == "error":
+            row = int(np.flatnonzero(unknown)[0])
+            raise DataError(
+                f"{table.path}: line {table.line_of(row)}, column '{f.name}': category {cats.iloc[row]!r} "
+                f"was not seen in training (known: {', '.join(map(repr, f.categories[:10]))}); "
+                f"set data.unknown_categories: ignore to encode it as all zeros"
+            )
+        out = np.zeros((len(cats), f.width))
+        rows = np.flatnonzero(~unknown)
+        out[rows, codes[~unknown]] = 1.0
+        return out
+
+    def encode_target(self, table: Table, dtype=np.float64) -> np.ndarray:
+        """Training targets: (n, 1) 0/1 for binary, (n, K) one-hot, (n, 1) scaled values."""
+        raw = table.frame[self.target].str.strip()
+        if self.task == "regression":
+            y = numeric_values(raw, table, self.target, self.missing_values, False)
+            _check_finite(y, table, self.target)
+            return ((y - self.target_center) / self.target_scale).astype(dtype)[:, None]
+        idx = self.label_indices(raw, table)
+        if self.task == "binary":
+            return (idx == 1).astype(dtype)[:, None]
+        return np.eye(len(self.labels), dtype=dtype)[idx]
+
+    def label_indices(self, raw: pd.Series, table: Table) -> np.ndarray:
+        if self.label_kind != "str":
+            numbers = pd.to_numeric(raw, errors="coerce")
+            raw = pd.Series([canonical_number(v) if v == v else s for v, s in zip(numbers, raw)], dtype=object)
+        codes = pd.Categorical(raw, categories=self.labels).codes
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise DataError(f"{table.path}: line {table.line_of(row)}: target {raw.iloc[row]!r} is not one of "
+                            f"the classes seen in training ({', '.join(self.labels)})")
+        return codes.astype(np.int64)
+
+    def decode_labels(self, idx: np.ndarray) -> np.ndarray:
+        labels = np.array(self.labels, dtype=object)[idx]
+        if self.label_kind == "int":
+            return labels.astype(np.int64)
+        if self.label_kind == "float":
+            return labels.astype(np.float64)
+        return labels
+
+    def unscale_target(self, z: np.ndarray) -> np.ndarray:
+        return z * self.target_scale + self.target_center
+
+    def match_columns(self, table: Table) -> Table:
+        """Line a prediction/eval table up with the training schema: by name, or by position."""
+        needed = [f.name for f in self.features]
+        frame = table.frame
+        if not table.has_header:
+            width = frame.shape[1]
+            if width == len(self.columns):
+                frame.columns = self.columns
+            elif width == len(self.columns) - 1:
+                frame.columns = [c for c in self.columns if c != self.target]
+            else:
+                raise DataError(f"{table.path}: has {width} columns and no header; the model was trained on "
+                                f"{len(self.columns)} columns ({len(self.columns) - 1} without the target)")
+            return table
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            hint = suggest(missing[0], frame.columns)
+            raise DataError(f"{table.path}: missing column(s) the model needs: {', '.join(missing)}{hint}")
+        return table
+
+    # ----- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessor":
+        d = dict(d)
+        d["features"] = [Feature(**f) for f in d["features"]]
+        return cls(**d)
+
+
+def canonical_number(v: float) -> str:
+    """One spelling per numeric label: 1, 1.0 and 1e0 all become '1'."""
+    v = float(v)
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def resolve_column(ref, columns: list, path: str, key: str) -> str:
+    if isinstance(ref, int):
+        if not -len(columns) <= ref < len(columns):
+            raise DataError(f"{path}: {key}: column index {ref} is out of range ({len(columns)} columns)")
+        return columns[ref]
+    if ref not in columns:
+        raise DataError(f"{path}: {key}: no column named '{ref}'{suggest(ref, columns)}")
+    return ref
+
+
+def _mostly_numeric(values: pd.Series, missing: list) -> bool:
+    present = values[~values.str.strip().isin(missing)]
+    if present.empty:
+        return True
+    numbers = pd.to_numeric(present.str.strip(), errors="coerce")
+    return numbers.notna().mean() > 0.5
+
+
+def numeric_values(values: pd.Series, table: Table, name: str, missing: list, zero_is_missing: bool):
+    """Column as float64 with NaN for missing; a non-number is an error naming its line."""
+    text = values.str.strip()
+    is_missing = text.isin(missing).to_numpy()
+    numbers = np.array(pd.to_numeric(text.where(~is_missing, None), errors="coerce"), dtype=np.float64)
+    bad = np.isnan(numbers) & ~is_missing
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        cell = text.iloc[row]
+        hint = ""
+        if "," in cell:
+            hint = " (a decimal comma or thousands separator? nncli reads 1234.5)"
+        raise DataError(
+            f"{table.path}: line {table.line_of(row)}, column '{name}': {cell!r} is not a number{hint}; "
+            f"add it to data.missing_values or list the column in data.categorical"
+        )
+    if np.isinf(numbers).any():
+        row = int(np.flatnonzero(np.isinf(numbers))[0])
+        raise DataError(f"{table.path}: line {table.line_of(row)}, column '{name}': {text.iloc[row]!r} is not finite")
+    if zero_is_missing:
+        numbers[numbers == 0] = np.nan
+    return numbers
+
+
+def _check_finite(y: np.ndarray, table: Table, name: str) -> None:
+    bad = ~np.isfinite(y)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{table.path}: line {table.line_of(row)}: target '{name}' is not a finite number")
+
+
+def _fit_numeric(name: str, table: Table, missing: list, zero_is_missing: bool, cfg: dict) -> Feature:
+    x = numeric_values(table.frame[name], table, name, missing, zero_is_missing)
+    present = x[~np.isnan(x)]
+    if present.size == 0:
+        raise DataError(f"{table.path}: column '{name}' has no values (all missing)")
+    if present.size < x.size and cfg["impute"] == "error":
+        row = int(np.flatnonzero(np.isnan(x))[0])
+        raise DataError(f"{table.path}: line {table.line_of(row)}, column '{name}': missing value "
+                        f"(data.impute is 'error')")
+    fill = {"mean": present.mean(), "median": np.median(present), "zero": 0.0, "error": 0.0}[cfg["impute"]]
+    x = np.where(np.isnan(x), fill, x)
+    if cfg["scaling"] == "standard":
+        center, scale = x.mean(), x.std()
+    elif cfg["scaling"] == "minmax":
+        center, scale = x.min(), x.max() - x.min()
+    else:
+        center, scale = 0.0, 1.0
+    return Feature(name, "numeric", float(fill), float(center), float(scale) or 1.0, zero_is_missing=zero_is_missing)
+
+
+def _fit_categorical(name: str, values: pd.Series) -> Feature:
+    cats = values.str.strip()
+    present = cats[cats != ""]
+    if present.empty:
+        raise DataError(f"column '{name}' has no values (all missing)")
+    fill = present.value_counts().index[0]
+    return Feature(name, "categorical", fill=str(fill), categories=sorted(set(present.tolist())))

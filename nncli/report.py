@@ -1,0 +1,161 @@
+"""Everything nncli shows a person: progress, tables and summaries. The only module using rich.
+
+Logs and progress go to stderr; stdout is left to data (CSV, JSON). When stderr is not a
+terminal, or NO_COLOR is set, or TERM=dumb, output is plain lines: no colour, no redraws.
+"""
+
+import math
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def stderr_console() -> Console:
+    plain = not sys.stderr.isatty() or os.environ.get("TERM") == "dumb"
+    return Console(stderr=True, no_color=plain or bool(os.environ.get("NO_COLOR")), highlight=False,
+                   force_terminal=False if plain else None, soft_wrap=True)
+
+
+def _fmt(value, digits=4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def _rate(rows_per_s: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if rows_per_s >= size:
+            return f"{rows_per_s / size:.1f}{unit}"
+    return f"{rows_per_s:.0f}"
+
+
+class TrainProgress:
+    """Per-epoch callback: a live bar on a terminal, else one plain line per epoch."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.live = console.is_terminal and not console.is_dumb_terminal and not quiet
+        self.progress = None
+        self.task = None
+
+    def __enter__(self):
+        if self.live:
+            self.progress = Progress(
+                TextColumn("epoch {task.completed}/{task.total}"), BarColumn(),
+                TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=self.console, transient=False,
+            )
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, r: dict) -> None:
+        if self.quiet:
+            return
+        parts = [f"loss {_fmt(r['train_loss'])}"]
+        if not math.isnan(r["val_loss"]):
+            parts.append(f"val_loss {_fmt(r['val_loss'])}")
+        if r["metric_name"]:
+            parts.append(f"{r['metric_name']} {_fmt(r['val_metric'])}")
+        parts.append(f"{_rate(r['rows_per_s'])} rows/s")
+        status = "  ".join(parts)
+        if self.progress is not None:
+            if self.task is None:
+                self.task = self.progress.add_task("train", total=r["epochs"], status=status)
+            self.progress.update(self.task, completed=r["epoch"], status=status)
+        else:
+            self.console.print(f"epoch {r['epoch']}/{r['epochs']}  {status}", markup=False)
+
+
+def train_summary(console: Console, result, model_path) -> None:
+    model = result.model
+    s = model.summary
+    t = Table(title="training summary", show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("task", f"{model.prep.task} ({s['loss']} loss)")
+    t.add_row("rows", f"{result.n_train} train, {result.n_val} validation")
+    t.add_row("network", architecture_line(model))
+    t.add_row("epochs", f"{s['epochs_run']} ({s['stop_reason']}; best epoch {s['best_epoch']})")
+    h = model.history
+    t.add_row("final train loss", _fmt(h["train_loss"][-1]))
+    if "val_loss" in h:
+        t.add_row("final val loss", _fmt(h["val_loss"][-1]))
+    if "val_metric" in h:
+        t.add_row("final val metric", _fmt(h["val_metric"][-1]))
+    t.add_row("time", f"{result.timing['total_seconds']:.2f} s total, {result.timing['loop_seconds']:.3f} s "
+                      f"in the training loop ({result.timing['us_per_step']:.1f} us/step)")
+    t.add_row("model", str(model_path))
+    console.print(t)
+
+
+def architecture_line(model) -> str:
+    sizes = [str(model.network.n_inputs)] + [
+        f"{s.units} {s.activation}" if i < len(model.network.layers) - 1 else f"{s.units}"
+        for i, s in enumerate(model.network.layers)
+    ]
+    out = {"binary": "sigmoid", "multiclass": "softmax", "regression": "identity"}[model.prep.task]
+    return " -> ".join(sizes) + f" ({out} output, {model.network.n_params} parameters)"
+
+
+def metrics_table(console: Console, m: dict, title: str) -> None:
+    t = Table(title=title, show_header=True)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for key, value in m.items():
+        if key in ("per_class", "confusion_matrix", "labels", "task"):
+            continue
+        t.add_row(key, _fmt(value))
+    console.print(t)
+    if "confusion_matrix" in m:
+        c = Table(title="confusion matrix (rows: true, columns: predicted)")
+        c.add_column("")
+        for label in m["labels"]:
+            c.add_column(label, justify="right")
+        for label, row in zip(m["labels"], m["confusion_matrix"]):
+            c.add_row(label, *map(str, row))
+        console.print(c)
+    if "per_class" in m:
+        p = Table(title="per class")
+        for col in ("class", "precision", "recall", "f1", "support"):
+            p.add_column(col, justify="right")
+        for label, v in m["per_class"].items():
+            p.add_row(label, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), str(v["support"]))
+        console.print(p)
+
+
+def model_info(console: Console, info: dict) -> None:
+    t = Table(title=f"model {info['file']}", show_header=False, box=None)
+    t.add_column(style="bold")
+    t.add_column()
+    for key in ("task", "network", "parameters", "dtype", "inputs", "target", "labels", "trained_on", "epochs",
+                "final", "versions"):
+        if key in info:
+            value = info[key]
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value))
+            t.add_row(key, str(value))
+    console.print(t)
+    layers = Table(title="layers")
+    for col in ("layer", "n_in", "n_out", "activation", "init", "params"):
+        layers.add_column(col, justify="right")
+    for row in info["layers"]:
+        layers.add_row(*(str(row[c]) for c in ("layer", "n_in", "n_out", "activation", "init", "params")))
+    console.print(layers)
+    features = Table(title="input columns")
+    for col in ("column", "kind", "fill", "center", "scale", "categories"):
+        features.add_column(col)
+    for f in info["features"]:
+        features.add_row(f["name"], f["kind"], _fmt(f["fill"]), _fmt(f["center"]), _fmt(f["scale"]),
+                         ", ".join(f["categories"][:8]) + (" ..." if len(f["categories"]) > 8 else ""))
+    console.print(features)
