@@ -97,7 +97,7 @@ def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def activate(code, z, p0, p1):
     """Return (f(z), f'(z)) for the activation `code` with parameters p0, p1."""
     if code == LINEAR:
@@ -162,9 +162,9 @@ def activate(code, z, p0, p1):
             return 1.0, 0.0
         return z / 6.0 + 0.5, 1.0 / 6.0
     if code == HARDSWISH:
-        if z < -3.0:
+        if z <= -3.0:
             return 0.0, 0.0
-        if z > 3.0:
+        if z >= 3.0:
             return z, 1.0
         return z * (z + 3.0) / 6.0, z / 3.0 + 0.5
     if code == PIECEWISE_LINEAR:

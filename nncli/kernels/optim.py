@@ -55,8 +55,11 @@ OPTIMIZERS = {
 
 
 @njit(cache=CACHE, inline="always")
-def update(code, hp, theta, g, s1, s2, i, t):
-    """Step for element i at step t (1-based); updates the state vectors s1, s2 in place."""
+def update(code, hp, theta, g, s1, s2, i, t, bc1, bc2):
+    """Step for element i at step t (1-based); updates the state vectors s1, s2 in place.
+
+    bc1, bc2: Adam's bias corrections 1 - beta1^t and 1 - beta2^t, computed once per step.
+    """
     lr = hp[LR]
     wd = hp[WEIGHT_DECAY]
     if code != ADAMW and wd != 0.0:
@@ -84,8 +87,6 @@ def update(code, hp, theta, g, s1, s2, i, t):
     b2 = hp[BETA2]
     s1[i] = b1 * s1[i] + (1.0 - b1) * g
     s2[i] = b2 * s2[i] + (1.0 - b2) * g * g
-    bc1 = 1.0 - b1**t
-    bc2 = 1.0 - b2**t
     step = (lr / bc1) * s1[i] / (math.sqrt(s2[i]) / math.sqrt(bc2) + hp[EPS])
     if code == ADAMW:
         step += lr * wd * theta[i]
@@ -95,5 +96,7 @@ def update(code, hp, theta, g, s1, s2, i, t):
 @njit(cache=CACHE)
 def apply_updates(code, hp, theta, grad, s1, s2, t):
     """theta -= update(...) for every element; t is the 1-based step number."""
+    bc1 = 1.0 - hp[BETA1] ** t
+    bc2 = 1.0 - hp[BETA2] ** t
     for i in range(theta.shape[0]):
-        theta[i] -= update(code, hp, theta, grad[i], s1, s2, i, t)
+        theta[i] -= update(code, hp, theta, grad[i], s1, s2, i, t, bc1, bc2)

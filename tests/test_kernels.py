@@ -1,0 +1,288 @@
+"""The compiled core against three oracles: PyTorch reference values (tools/make_torch_reference.py),
+central finite differences, and the plain-numpy reference in tests/naive.py. All in float64."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import naive
+from nncli.kernels import mlp
+from nncli.kernels.activations import ACTIVATIONS, N_PARAMS, activate_array
+from nncli.kernels.losses import LOSSES
+from nncli.kernels.optim import OPTIMIZERS
+from nncli.network import LayerSpec, Network
+from nncli.train import optimizer_hp
+
+REF = np.load(Path(__file__).parent / "reference" / "torch_reference.npz", allow_pickle=False)
+TRAINABLE = [name for name, a in ACTIVATIONS.items() if a.trainable]
+
+
+def default_params(name):
+    values = list(ACTIVATIONS[name].params.values())
+    return tuple(values + [0.0] * (N_PARAMS - len(values)))
+
+
+def act_values(name, z, params=None):
+    params = default_params(name) if params is None else params
+    A, D = np.empty_like(z), np.empty_like(z)
+    activate_array(ACTIVATIONS[name].code, params[0], params[1], z, A, D)
+    return A, D
+
+
+def make_net(n_in, units, acts, Ws=None, bs=None, seed=0):
+    """Network with hidden layers `units[:-1]` (activations acts) and a linear output layer."""
+    layers = [LayerSpec(u, a[0], a[1:], "glorot_normal") for u, a in zip(units[:-1], acts)]
+    layers.append(LayerSpec(units[-1], "linear", (0.0, 0.0), "glorot_normal"))
+    net = Network(n_in, layers, dtype=np.float64)
+    net.initialize(np.random.default_rng(seed))
+    if Ws is not None:
+        for l, (W, b) in enumerate(zip(Ws, bs)):
+            net.params()[f"layers.{l}.W"][:] = W
+            net.params()[f"layers.{l}.b"][:] = b
+    return net
+
+
+def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
+    n = X.shape[0]
+    sw = np.ones(n) if sw is None else sw
+    offs = mlp.workspace_offsets(net.layout, n)
+    ws = np.zeros(offs[-1])
+    grad = np.zeros_like(net.theta)
+    value = mlp.loss_and_gradient(net.theta, grad, net.layout, net.act_params, LOSSES[loss].code,
+                                  np.array([hp]), X.copy(), Y.copy(), sw, ws, offs)
+    return value, grad
+
+
+# ---- activations ---------------------------------------------------------------------------------
+TORCH_ACTS = {  # reference key -> (registry name, parameters)
+    "linear": ("linear", None), "sigmoid": ("sigmoid", None), "tanh": ("tanh", None), "relu": ("relu", None),
+    "leaky_relu": ("leaky_relu", None), "leaky_relu_0.1": ("leaky_relu", (0.1, 0.0)), "elu": ("elu", None),
+    "elu_0.5": ("elu", (0.5, 0.0)), "selu": ("selu", None), "celu": ("celu", None), "gelu": ("gelu", None),
+    "gelu_tanh": ("gelu_tanh", None), "silu": ("silu", None), "mish": ("mish", None),
+    "softplus": ("softplus", None), "softplus_b2": ("softplus", (2.0, 20.0)), "softsign": ("softsign", None),
+    "hardtanh": ("hardtanh", None), "hardsigmoid": ("hardsigmoid", None), "hardswish": ("hardswish", None),
+    "tanhshrink": ("tanhshrink", None), "softshrink": ("softshrink", None), "hardshrink": ("hardshrink", None),
+}
+
+
+@pytest.mark.parametrize("key", sorted(TORCH_ACTS))
+def test_activation_matches_pytorch(key):
+    name, params = TORCH_ACTS[key]
+    z = REF["act.grid"]
+    A, D = act_values(name, z, params)
+    np.testing.assert_allclose(A, REF[f"act.{key}.f"], rtol=1e-12, atol=1e-14)
+    # torch computes hardsigmoid's slope 1/6 with a float32 constant even in float64
+    rtol = 1e-7 if key == "hardsigmoid" else 1e-12
+    np.testing.assert_allclose(D, REF[f"act.{key}.df"], rtol=rtol, atol=1e-14)
+
+
+def test_every_trainable_activation_has_a_pytorch_or_numpy_reference():
+    assert set(TRAINABLE) <= {n for n, _ in TORCH_ACTS.values()} | set(naive.ACT)
+
+
+def _kinks(name, params):
+    """Points where f is not differentiable, to keep finite differences away from them."""
+    p0, p1 = params
+    if name == "softplus":
+        return [p1 / p0]
+    return {"relu": [0], "leaky_relu": [0], "elu": [0], "selu": [0], "celu": [0], "hardtanh": [p0, p1],
+            "hardsigmoid": [-3, 3], "hardswish": [-3, 3], "piecewise_linear": [-0.5, 0.5],
+            "softshrink": [-p0, p0], "hardshrink": [-p0, p0]}.get(name, [])
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_activation_matches_numpy_and_finite_differences(name):
+    params = default_params(name)
+    z = np.concatenate([np.linspace(-6, 6, 481), [-30, 30, 0.0, 1e-3, -1e-3]])
+    A, D = act_values(name, z)
+    np.testing.assert_allclose(A, naive.ACT[name](z, *params), rtol=1e-12, atol=1e-14)
+    away = np.all([np.abs(z - k) > 1e-4 for k in _kinks(name, params)] or [np.ones_like(z, bool)], axis=0)
+    h = 1e-6
+    fd = (naive.ACT[name](z + h, *params) - naive.ACT[name](z - h, *params)) / (2 * h)
+    np.testing.assert_allclose(D[away], fd[away], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", [n for n, a in ACTIVATIONS.items() if not a.trainable])
+def test_step_and_sign_have_zero_gradient(name):
+    z = np.array([-2.0, -0.1, 0.1, 2.0])
+    A, D = act_values(name, z)
+    assert np.all(D == 0.0)
+    assert A[-1] == 1.0
+
+
+# ---- losses and backprop -------------------------------------------------------------------------
+REF_LOSS = {"bce": "bce", "softmax_ce": "cross_entropy", "mse": "mse", "mae": "mae", "huber": "huber"}
+
+
+@pytest.mark.parametrize("hidden", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("ref_loss", sorted(REF_LOSS))
+def test_loss_and_gradients_match_pytorch(ref_loss, hidden):
+    p = f"loss.{ref_loss}.{hidden}."
+    Ws = [REF[p + f"W{l}"] for l in range(3)]
+    bs = [REF[p + f"b{l}"] for l in range(3)]
+    net = make_net(5, [7, 6, Ws[2].shape[1]], [(hidden, 0.0, 0.0)] * 2, Ws, bs)
+    value, grad = loss_and_grad(net, REF_LOSS[ref_loss], REF[p + "X"], REF[p + "Y"])
+    assert value == pytest.approx(REF[p + "loss"][0], rel=1e-12)
+    g = net.params(grad)
+    for l in range(3):
+        np.testing.assert_allclose(g[f"layers.{l}.W"], REF[p + f"dW{l}"], rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(g[f"layers.{l}.b"], REF[p + f"db{l}"], rtol=1e-9, atol=1e-15)
+
+
+def test_weighted_bce_matches_pytorch():
+    p = "loss.bce_weighted.tanh."
+    Ws = [REF[p + f"W{l}"] for l in range(3)]
+    bs = [REF[p + f"b{l}"] for l in range(3)]
+    net = make_net(5, [7, 6, 1], [("tanh", 0.0, 0.0)] * 2, Ws, bs)
+    value, grad = loss_and_grad(net, "bce", REF[p + "X"], REF[p + "Y"], REF[p + "sw"])
+    assert value == pytest.approx(REF[p + "loss"][0], rel=1e-12)
+    np.testing.assert_allclose(net.params(grad)["layers.0.W"], REF[p + "dW0"], rtol=1e-9, atol=1e-15)
+
+
+def test_bce_from_logits_is_stable_for_huge_logits():
+    from nncli.kernels.losses import loss_and_delta
+
+    Z, Y = REF["loss.bce_extreme.Z"], REF["loss.bce_extreme.Y"]
+    delta = np.empty_like(Z)
+    value = loss_and_delta(LOSSES["bce"].code, np.ones(1), Z, Y, np.ones(len(Z)), delta)
+    assert np.isfinite(value) and value == pytest.approx(REF["loss.bce_extreme.loss"][0], rel=1e-12)
+    np.testing.assert_allclose(delta, REF["loss.bce_extreme.dZ"], atol=1e-15)
+
+
+LOSS_SHAPES = {"bce": 1, "cross_entropy": 3, "mse": 2, "mae": 2, "huber": 2}
+
+
+def _targets(loss, n, K, rng):
+    if loss == "bce":
+        return (rng.random((n, K)) > 0.5).astype(float)
+    if loss == "cross_entropy":
+        return np.eye(K)[rng.integers(0, K, n)]
+    return rng.normal(0, 1.5, (n, K))
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_network_gradient_matches_finite_differences(name, loss):
+    rng = np.random.default_rng(7)
+    K = LOSS_SHAPES[loss]
+    params = default_params(name)
+    net = make_net(4, [5, 3, K], [(name, *params)] * 2, seed=3)
+    X = rng.normal(0, 1.0, (6, 4))
+    Y = _targets(loss, 6, K, rng)
+    sw = rng.uniform(0.5, 2.0, 6)
+    value, grad = loss_and_grad(net, loss, X, Y, sw)
+    Ws = [v for k, v in net.params().items() if k.endswith("W")]
+    bs = [v for k, v in net.params().items() if k.endswith("b")]
+    acts = [(name, *params)] * 2
+    assert value == pytest.approx(naive.loss(loss, naive.forward(Ws, bs, acts, X), Y, sw), rel=1e-12)
+    h = 1e-6
+    fd = np.empty_like(net.theta)
+    theta0 = net.theta.copy()
+    for i in range(theta0.size):
+        for sign in (1, -1):
+            net.theta[:] = theta0
+            net.theta[i] += sign * h
+            f = naive.loss(loss, naive.forward(Ws, bs, acts, X), Y, sw)
+            fd[i] = f / (2 * h) if sign == 1 else fd[i] - f / (2 * h)
+    net.theta[:] = theta0
+    # a kink crossed by the +-h step spoils finite differences for that parameter only
+    np.testing.assert_allclose(grad, fd, rtol=2e-5, atol=2e-7)
+
+
+# ---- optimizers ------------------------------------------------------------------------------------
+OPT_CASES = {  # reference case -> optimizer config
+    "sgd": {"name": "sgd", "lr": 0.1},
+    "sgd_momentum": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    "sgd_nesterov": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
+    "sgd_wd": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+    "adam": {"name": "adam", "lr": 0.01},
+    "adam_wd": {"name": "adam", "lr": 0.01, "weight_decay": 0.01},
+    "adamw": {"name": "adamw", "lr": 0.01, "weight_decay": 0.05},
+    "rmsprop": {"name": "rmsprop", "lr": 0.01},
+    "rmsprop_momentum": {"name": "rmsprop", "lr": 0.01, "momentum": 0.9},
+    "adagrad": {"name": "adagrad", "lr": 0.1},
+    "adam_betas": {"name": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.95, "eps": 1e-6},
+    "clip": {"name": "adam", "lr": 0.01},
+}
+
+
+def _full_config(opt):
+    defaults = {k: v[1] for k, v in OPTIMIZERS[opt["name"]].params.items()}
+    return {**defaults, **opt}
+
+
+def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
+    """`steps` full-batch steps through train_epoch; returns the losses before each step."""
+    code, hp = optimizer_hp(_full_config(opt_cfg))
+    n = X.shape[0]
+    grad, s1, s2 = (np.zeros_like(net.theta) for _ in range(3))
+    ws = np.zeros(mlp.workspace_offsets(net.layout, n)[-1])
+    stats = np.zeros(mlp.N_STATS)
+    losses, t = [], 0
+    for _ in range(steps):
+        t = mlp.train_epoch(net.theta, grad, net.layout, net.act_params, X, Y, np.ones(n), np.arange(n), n,
+                            LOSSES["bce"].code, np.ones(1), code, hp, s1, s2, t, clip_norm, 0.0, ws, stats)
+        assert stats[mlp.STATUS] == mlp.OK
+        losses.append(stats[mlp.MEAN_LOSS])
+    return np.array(losses), stats
+
+
+@pytest.mark.parametrize("case", sorted(OPT_CASES))
+def test_twenty_optimizer_steps_match_pytorch(case):
+    Ws = [REF[f"opt.W{l}"] for l in range(3)]
+    bs = [REF[f"opt.b{l}"] for l in range(3)]
+    net = make_net(5, [7, 6, 1], [("tanh", 0.0, 0.0)] * 2, Ws, bs)
+    losses, stats = run_steps(net, OPT_CASES[case], REF["opt.X"], REF["opt.Y"], 20,
+                              clip_norm=0.05 if case == "clip" else 0.0)
+    np.testing.assert_allclose(losses, REF[f"opt.{case}.losses"], rtol=1e-9)
+    for l in range(3):
+        np.testing.assert_allclose(net.params()[f"layers.{l}.W"], REF[f"opt.{case}.W{l}"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(net.params()[f"layers.{l}.b"], REF[f"opt.{case}.b{l}"], rtol=1e-9, atol=1e-12)
+    if case == "clip":
+        assert stats[mlp.LAST_GRAD_NORM] == pytest.approx(REF["opt.clip.norms"][-1], rel=1e-9)
+
+
+def test_every_optimizer_is_checked_against_pytorch():
+    assert {c["name"] for c in OPT_CASES.values()} == set(OPTIMIZERS)
+
+
+# ---- kernels agree with themselves and the reference on real sizes --------------------------------
+@pytest.mark.parametrize("n,width", [(7, 5), (300, 64)])  # the second takes the BLAS path
+def test_predict_logits_match_numpy_forward(n, width):
+    rng = np.random.default_rng(0)
+    net = make_net(9, [width, width, 3], [("tanh", 0.0, 0.0), ("relu", 0.0, 0.0)], seed=1)
+    X = rng.normal(size=(n, 9))
+    out = np.empty((n, 3))
+    chunk = 64
+    ws = np.empty(mlp.workspace_offsets(net.layout, chunk)[-1])
+    mlp.predict_logits(net.theta, net.layout, net.act_params, X, out, ws, chunk)
+    Ws = [v for k, v in net.params().items() if k.endswith("W")]
+    bs = [v for k, v in net.params().items() if k.endswith("b")]
+    np.testing.assert_allclose(out, naive.forward(Ws, bs, [("tanh", 0, 0), ("relu", 0, 0)], X), rtol=1e-10, atol=1e-12)
+
+
+def test_blas_and_loop_paths_give_the_same_gradient():
+    rng = np.random.default_rng(2)
+    net = make_net(40, [48, 2], [("silu", 0.0, 0.0)], seed=4)  # 600*40*48 MACs: BLAS
+    X = rng.normal(size=(600, 40))
+    Y = rng.normal(size=(600, 2))
+    _, g_big = loss_and_grad(net, "mse", X, Y)
+    g_small = sum(loss_and_grad(net, "mse", X[i:i + 6], Y[i:i + 6])[1] * 6 for i in range(0, 600, 6)) / 600
+    np.testing.assert_allclose(g_big, g_small, rtol=1e-10, atol=1e-13)
+
+
+def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
+    net = make_net(2, [3, 1], [("relu", 0.0, 0.0)])
+    X = np.array([[1.0, 2.0], [np.inf, 0.0], [1.0, 1.0]])
+    Y = np.array([[1.0], [0.0], [1.0]])
+    before = net.theta.copy()
+    code, hp = optimizer_hp(_full_config({"name": "sgd", "lr": 0.1}))
+    stats = np.zeros(mlp.N_STATS)
+    z = np.zeros_like(net.theta)
+    ws = np.zeros(mlp.workspace_offsets(net.layout, 1)[-1])
+    t = mlp.train_epoch(net.theta, z.copy(), net.layout, net.act_params, X, Y, np.ones(3), np.arange(3), 1,
+                        LOSSES["bce"].code, np.ones(1), code, hp, z.copy(), z.copy(), 0, 0.0, 0.0, ws, stats)
+    assert stats[mlp.STATUS] != mlp.OK and stats[mlp.BAD_STEP] == 1 and t == 1
+    assert not np.array_equal(net.theta, before)  # the first, finite step was applied
+    assert np.all(np.isfinite(net.theta))
