@@ -76,7 +76,7 @@ def atomic_write(path: Path, write) -> None:
 
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array(buf, np.asarray(array, order="C"), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -135,11 +135,11 @@ def load(path) -> Model:
         raise ModelFileError(f"{path}: not an nncli model file (not a readable .npz: {exc})") from None
     if "meta.json.npy" not in members or "meta.sha256.npy" not in members:
         raise ModelFileError(f"{path}: not an nncli model file (no meta.json/meta.sha256 member)")
-    stored = _read_npy(path, "meta.sha256", members.pop("meta.sha256.npy"))
-    if str(stored) != _digest(members):
+    stored = _read_string(path, "meta.sha256", members.pop("meta.sha256.npy"))
+    if stored != _digest(members):
         raise ModelFileError(f"{path}: checksum mismatch: the file was changed or damaged after it was written")
     try:
-        meta = json.loads(str(_read_npy(path, "meta.json", members["meta.json.npy"])))
+        meta = json.loads(_read_string(path, "meta.json", members["meta.json.npy"]))
     except json.JSONDecodeError:
         raise ModelFileError(f"{path}: meta.json is not valid JSON") from None
     version = meta.get("format_version")
@@ -157,6 +157,13 @@ def _read_npy(path: Path, name: str, data: bytes) -> np.ndarray:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise ModelFileError(f"{path}: member {name} is not a valid array: {exc}") from None
+
+
+def _read_string(path: Path, name: str, data: bytes) -> str:
+    array = _read_npy(path, name, data)
+    if array.shape != () or array.dtype.kind != "U":
+        raise ModelFileError(f"{path}: member {name} is not a text string")
+    return str(array)
 
 
 def _build(path: Path, meta: dict, members: dict) -> Model:
