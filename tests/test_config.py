@@ -98,3 +98,18 @@ def test_every_registered_activation_is_accepted_or_refused_with_a_reason(tmp_pa
 def test_every_registered_optimizer_is_accepted_with_its_defaults(tmp_path, name):
     cfg = load_text(tmp_path, f"train:\n  optimizer: {name}\n")
     assert cfg["train"]["optimizer"] == {"name": name, **{k: v[1] for k, v in OPTIMIZERS[name].params.items()}}
+
+
+def _keys(schema, prefix=""):
+    for key, spec in schema.items():
+        yield prefix + key
+        if isinstance(spec, dict):
+            yield from _keys(spec, f"{prefix}{key}.")
+
+
+def test_every_schema_key_is_documented():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    missing = [k for k in _keys(SCHEMA) if '.' in k and f"`{k.split('.', 1)[1]}`" not in doc]
+    assert not missing, f"undocumented config keys: {missing}"
