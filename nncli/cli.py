@@ -19,7 +19,10 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from nncli import __version__
-from nncli.errors import EXIT_CODES, INTERRUPTED, USAGE, NncliError, OutputError
+from nncli.errors import EXIT_CODES, INTERNAL, INTERRUPTED, USAGE, NncliError, OutputError
+
+# Raised for `nncli` without arguments, after the help is printed (its message is empty).
+_NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 _EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + "."
 
@@ -243,13 +246,21 @@ def _run(fn) -> None:
 def main() -> None:
     try:
         rv = app(standalone_mode=False)
+    except _NoArgsIsHelp:
+        sys.exit(USAGE)  # `nncli` alone: the help is already printed
     except click_exceptions.UsageError as exc:
-        hint = f" (see nncli {exc.ctx.info_name} --help)" if exc.ctx is not None else ""
+        hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
         print(f"nncli: error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(USAGE)
-    except click_exceptions.Abort:
+    except typer.Abort:  # typer.Abort/typer.Exit: the public names in every typer version
         print("nncli: interrupted", file=sys.stderr)
         sys.exit(INTERRUPTED)
-    except click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: one line, unless --debug asks for the traceback
+        if _state["debug"]:
+            raise
+        print(f"nncli: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+              file=sys.stderr)
+        sys.exit(INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -5,6 +5,7 @@ parser, decides what is missing, what is a number and what is a category; see nn
 Errors name the file and the line (1-based, as an editor shows it).
 """
 
+import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nncli.errors import DataError
+from nncli.errors import ConfigError, DataError
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
@@ -73,11 +74,8 @@ def _read(path: Path, *, delimiter: str, encoding: str, **kwargs):
     try:
         return pd.read_csv(path, header=None, dtype=str, na_filter=False, sep=delimiter,
                            encoding=_encoding(encoding), skip_blank_lines=True, engine="c", **kwargs)
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid {encoding} text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-            f"give the file's encoding with --encoding (e.g. latin-1) or data.encoding"
-        ) from None
+    except UnicodeDecodeError:
+        raise _decode_error(path, encoding) from None
     except LookupError:
         raise DataError(f"{path}: unknown text encoding '{encoding}'") from None
     except pd.errors.EmptyDataError:
@@ -86,16 +84,29 @@ def _read(path: Path, *, delimiter: str, encoding: str, **kwargs):
         raise DataError(f"{path}: {_parser_message(str(exc))}") from None
 
 
-def _chunks(reader, path: Path):
+def _decode_error(path: Path, encoding: str) -> DataError:
+    """Name the first line that does not decode (pandas' offsets count from its read buffer)."""
+    where = ""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                raw.decode(_encoding(encoding))
+            except UnicodeDecodeError as exc:
+                where = f" at line {number} (byte {raw[exc.start]:#04x})"
+                break
+    return DataError(f"{path}: not valid {encoding} text{where}; give the file's encoding in data.encoding "
+                     f"(e.g. --set data.encoding=latin-1)")
+
+
+def _chunks(reader, path: Path, encoding: str):
     """Iterate a chunked reader, translating errors raised while parsing later chunks."""
     while True:
         try:
             yield next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not valid text at byte offset {exc.start}; give the file's encoding "
-                            f"with --encoding or data.encoding") from None
+        except UnicodeDecodeError:
+            raise _decode_error(path, encoding) from None
         except pd.errors.ParserError as exc:
             raise DataError(f"{path}: {_parser_message(str(exc))}") from None
 
@@ -109,13 +120,18 @@ def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: st
     chunk's column names; their frame index counts data rows from the start of the file.
     """
     path = Path(path)
+    if len(delimiter) != 1:
+        raise ConfigError(f"data.delimiter: must be one character, got {delimiter!r}")
     _check_file(path)
     head = _read(path, delimiter=delimiter, encoding=encoding, nrows=None if chunk_rows is None else 200)
     if head.empty:
         raise DataError(f"{path}: the file is empty")
+    _check_short_rows(path, delimiter, encoding, head.shape[1])
     first = [str(x) for x in head.iloc[0].tolist()]
     if header == "auto" and expected_names is not None:
-        has_header = set(expected_names) <= {c.strip() for c in first}
+        # a header that lacks some of the names is still a header: match_columns names the missing ones
+        has_header = (set(expected_names) <= {c.strip() for c in first}
+                      or _header_decision(first, head.iloc[1:]))
     elif header == "auto":
         has_header = _header_decision(first, head.iloc[1:])
     else:
@@ -129,16 +145,20 @@ def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: st
         names = [f"col{j}" for j in range(head.shape[1])]
     if chunk_rows is None:
         return _table(head.iloc[1:] if has_header else head, names, has_header, path, delimiter, 0)
+    if has_header and len(head) == 1:  # pandas would call the file empty once the header is skipped
+        raise DataError(f"{path}: has a header row but no data rows")
 
     def tables():
-        reader = _read(path, delimiter=delimiter, encoding=encoding, chunksize=chunk_rows,
-                       skiprows=1 if has_header else 0)
+        # the header row is dropped from the first chunk: skiprows would count blank lines too
+        reader = _read(path, delimiter=delimiter, encoding=encoding, chunksize=chunk_rows)
         start = 0
-        for frame in _chunks(reader, path):
+        for i, frame in enumerate(_chunks(reader, path, encoding)):
+            if i == 0 and has_header:
+                frame = frame.iloc[1:]
+            if frame.empty:
+                continue
             yield _table(frame, names, has_header, path, delimiter, start)
             start += len(frame)
-        if start == 0:
-            raise DataError(f"{path}: has a header row but no data rows")
 
     return tables()
 
@@ -163,19 +183,30 @@ def _parser_message(message: str) -> str:
     return f"cannot parse as CSV: {message.strip().splitlines()[-1]}"
 
 
+def _check_short_rows(path: Path, delimiter: str, encoding: str, width: int) -> None:
+    """pandas pads a row with too few fields with empty cells, which would pass as missing values.
+
+    So count the fields of every row (Python's csv module quotes as pandas does); too many fields
+    is pandas' own error. Undecodable bytes are left for pandas to report.
+    """
+    with open(path, newline="", encoding=_encoding(encoding), errors="replace") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        line = 1
+        for row in reader:
+            if row and len(row) < width:
+                raise DataError(f"{path}: line {line} has {len(row)} fields where the first row has {width}")
+            line = reader.line_num + 1
+
+
 def _check_shape(table: Table, delimiter: str) -> None:
     frame = table.frame
-    short = frame.isna().any(axis=1)
-    if short.any():
-        row = int(np.flatnonzero(short.to_numpy())[0])
-        raise DataError(f"{table.path}: line {table.line_of(row)} has fewer fields than the first row")
     if frame.shape[1] == 1:
         cell = str(frame.iloc[0, 0])
         for other in (";", "\t", "|"):
             if other != delimiter and other in cell:
                 shown = "\\t" if other == "\t" else other
                 raise DataError(f"{table.path}: only one column was found, but the rows contain '{shown}': "
-                                f"is it the delimiter? Pass --delimiter '{shown}' or set data.delimiter")
+                                f"is it the delimiter? Set data.delimiter (e.g. --set 'data.delimiter=\"{shown}\"')")
 
 
 def split_rows(n: int, fraction: float, rng: np.random.Generator, strata: np.ndarray | None):

@@ -60,7 +60,9 @@ def classification(y_true: np.ndarray, P: np.ndarray, labels: list) -> dict:
                    roc_auc=roc_auc(y_true, P[:, 1]))
     else:
         support = pc["support"]
-        out.update(macro_f1=float(pc["f1"].mean()),
+        # as scikit-learn: a class neither in the data nor predicted does not count in the mean
+        seen = (support > 0) | (C.sum(axis=0) > 0)
+        out.update(macro_f1=float(pc["f1"][seen].mean()),
                    weighted_f1=float((pc["f1"] * support).sum() / max(support.sum(), 1)))
         out["per_class"] = {
             str(label): {"precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),

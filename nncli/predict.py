@@ -39,9 +39,8 @@ def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
 def _read(model: Model, path, chunk_rows=None):
     cfg = model.config["data"]
     prep = model.prep
-    header = cfg["header"] if prep.has_header else "false"
-    if header == "false" and prep.has_header:
-        header = "auto"
+    # a model trained with a header reads files with or without one (then by position)
+    header = "auto" if prep.has_header else "false"
     return read_table(path, header=header, delimiter=cfg["delimiter"], encoding=cfg["encoding"],
                       expected_names=[f.name for f in prep.features] if prep.has_header else None,
                       chunk_rows=chunk_rows)

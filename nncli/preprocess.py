@@ -161,7 +161,7 @@ class Preprocessor:
 
     def _one_hot(self, f: Feature, values: pd.Series, table: Table) -> np.ndarray:
         cats = values.str.strip().replace("", f.fill)
-        codes = pd.Categorical(cats, categories=f.categories).codes
+        codes = _codes(cats, f.categories)
         unknown = codes < 0
         if unknown.any() and self.unknown_categories == "error":
             row = int(np.flatnonzero(unknown)[0])
@@ -191,7 +191,7 @@ class Preprocessor:
         if self.label_kind != "str":
             numbers = pd.to_numeric(raw, errors="coerce")
             raw = pd.Series([canonical_number(v) if v == v else s for v, s in zip(numbers, raw)], dtype=object)
-        codes = pd.Categorical(raw, categories=self.labels).codes
+        codes = _codes(raw, self.labels)
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
             raise DataError(f"{table.path}: line {table.line_of(row)}: target {raw.iloc[row]!r} is not one of "
@@ -241,6 +241,11 @@ class Preprocessor:
         return cls(**d)
 
 
+def _codes(values: pd.Series, categories: list) -> np.ndarray:
+    """Position of each value in categories, -1 for a value not among them."""
+    return pd.Index(categories, dtype=object).get_indexer(values)
+
+
 def canonical_number(v: float) -> str:
     """One spelling per numeric label: 1, 1.0 and 1e0 all become '1'."""
     v = float(v)
@@ -277,6 +282,8 @@ def numeric_values(values: pd.Series, table: Table, name: str, missing: list, ze
         hint = ""
         if "," in cell:
             hint = " (a decimal comma or thousands separator? nncli reads 1234.5)"
+        elif table.line_of(row) == 1 and not table.has_header:
+            hint = " (if line 1 holds column names, set data.header: true, or pass --header to nncli train)"
         raise DataError(
             f"{table.path}: line {table.line_of(row)}, column '{name}': {cell!r} is not a number{hint}; "
             f"add it to data.missing_values or list the column in data.categorical"

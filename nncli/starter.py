@@ -1,5 +1,8 @@
 """`nncli init`: a starter config for a CSV file, every section commented."""
 
+import json
+import re
+
 from nncli.data import read_table
 from nncli.preprocess import Preprocessor
 from nncli.schema import DATA, DEFAULT_MISSING
@@ -40,6 +43,12 @@ train:
 """
 
 
+def _name(column: str) -> str:
+    """A column name as YAML: plain when that reads back as the same string, else double-quoted."""
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", column) and column.lower() not in ("null", "true", "false")
+    return column if plain else json.dumps(column, ensure_ascii=False)
+
+
 def starter_config(path, target=None, header: str = "auto") -> str:
     table = read_table(path, header=header)
     cfg = {key: opt.default for key, opt in DATA.items()}
@@ -54,12 +63,12 @@ def starter_config(path, target=None, header: str = "auto") -> str:
               "regression": "one linear unit"}[prep.task]
     loss = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}[prep.task]
     task_note = f" with classes {', '.join(prep.labels)}" if prep.labels else ""
-    target_text = prep.target if table.has_header else str(prep.columns.index(prep.target))
+    target_text = _name(prep.target) if table.has_header else str(prep.columns.index(prep.target))
     return _TEMPLATE.format(
         file=path, n_rows=len(table.frame), n_cols=len(prep.columns),
         header_note=", with a header row" if table.has_header else ", no header row",
         header="true" if table.has_header else "false", target=target_text, task=prep.task, task_note=task_note,
-        categorical="[" + ", ".join(cats) + "]" if cats else "null",
+        categorical="[" + ", ".join(map(_name, cats)) + "]" if cats else "null",
         missing="[" + ", ".join(f'"{m}"' for m in DEFAULT_MISSING) + "]",
         output=output, h1=h1, h2=max(4, h1 // 2), loss=loss,
     )
