@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS
-from nncli.kernels.mlp import (ACT, A_OFF, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE, DROPOUT,
-                               G_OFF, LAYOUT_COLS, LAYER_HP_COLS, N_A, N_IN, N_OUT, PIECES, R_OFF, W_OFF)
+from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE,
+                                  DROPOUT, FAMILY, FAMILY_OTHER, FAMILY_RELU, FAMILY_SATURATING, G_OFF, LAYER_HP_COLS,
+                                  LAYOUT_COLS, MAX_DERIV, N_A, N_IN, N_OUT, PIECES, R_OFF, W_OFF)
 
 
 def _uniform(bound):
@@ -34,6 +35,7 @@ INITIALIZERS = {
     "torch": (_uniform(lambda i, o: 1.0 / np.sqrt(i)), _uniform(lambda i, o: 1.0 / np.sqrt(i))),
 }
 BN_POSITIONS = {"none": BN_NONE, "before": BN_BEFORE, "after": BN_AFTER}
+FAMILIES = {"other": FAMILY_OTHER, "relu": FAMILY_RELU, "saturating": FAMILY_SATURATING}
 
 
 def default_init(activation: str) -> str:
@@ -93,7 +95,9 @@ class Network:
                 row[A_OFF] = pos
                 pos += spec.n_alpha
             self.layer_hp[l, :N_PARAMS] = spec.params
-            self.layer_hp[l, [DROPOUT, BN_MOMENTUM, BN_EPS]] = (spec.dropout, spec.bn_momentum, spec.bn_eps)
+            act = ACTIVATIONS[spec.activation]
+            self.layer_hp[l, [DROPOUT, BN_MOMENTUM, BN_EPS, FAMILY, MAX_DERIV]] = (
+                spec.dropout, spec.bn_momentum, spec.bn_eps, FAMILIES[act.family], act.max_derivative)
             n_in = spec.units
         self.theta = np.zeros(pos, dtype=self.dtype)
         self.running = np.zeros(max(run, 1), dtype=self.dtype)

@@ -13,7 +13,8 @@ import numpy as np
 
 from nncli.data import read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
-from nncli.kernels import mlp
+from nncli.kernels import mlp, record
+from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
 from nncli.kernels.activations import N_PARAMS
 from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
@@ -41,6 +42,8 @@ class FitResult:
     loop_seconds: float
     compile_seconds: float
     steps: int
+    records: np.ndarray  # (n_records, record.n_fields(L)) gradient statistics, empty unless recorded
+    diverged: dict | None  # epoch, step and what became non-finite, when training stopped on it
 
 
 @dataclass
@@ -109,9 +112,9 @@ def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.nd
 
 
 def train_hp(train_cfg: dict, network: Network) -> np.ndarray:
-    hp = np.zeros(mlp.TRAIN_HP_COLS)
+    hp = np.zeros(TRAIN_HP_COLS)
     reg, aug = train_cfg["regularization"], train_cfg["augment"]
-    hp[[mlp.INPUT_DROPOUT, mlp.NOISE, mlp.MIXUP, mlp.L1, mlp.L2, mlp.CLIP_NORM, mlp.CLIP_VALUE]] = (
+    hp[[INPUT_DROPOUT, NOISE, MIXUP, L1, L2, CLIP_NORM, CLIP_VALUE]] = (
         network.input_dropout, aug["noise"], aug["mixup"], reg["l1"], reg["l2"],
         train_cfg["clip_norm"], train_cfg["clip_value"])
     return hp
@@ -119,8 +122,13 @@ def train_hp(train_cfg: dict, network: Network) -> np.ndarray:
 
 def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, task: str,
         metric: Callable | None = None, callback: Callable | None = None,
-        rng: np.random.Generator | None = None) -> FitResult:
-    """Train `network` in place. metric(network, val) -> (name, value) scores validation data."""
+        rng: np.random.Generator | None = None, every: int = 0, stop_on_divergence: bool = False) -> FitResult:
+    """Train `network` in place. metric(network, val) -> (name, value) scores validation data.
+
+    every > 0 records gradient statistics every `every` steps (FitResult.records). A non-finite
+    loss or gradient raises TrainingDiverged, or with stop_on_divergence ends training there
+    (FitResult.diverged names the epoch and step).
+    """
     dtype = network.dtype
     X = np.ascontiguousarray(train.X, dtype=dtype)
     Y = np.ascontiguousarray(train.Y, dtype=dtype)
@@ -140,12 +148,19 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     thp = train_hp(train_cfg, network)
     args = (network.layout, network.layer_hp)
 
-    def epoch(perm, t, seed):
+    steps_per_epoch = -(-n // batch_size)
+    records = np.zeros((steps_per_epoch * train_cfg["epochs"] // every + 2 if every else 1,
+                        record.n_fields(len(network.layers))))
+    rec_count = np.zeros(1, dtype=np.int64)
+    before = np.empty_like(theta) if every else theta[:0]
+
+    def epoch(perm, t, seed, epoch_no):
         return mlp.train_epoch(theta, network.running, grad, *args, X, Y, sw, perm, batch_size, loss_code, lhp,
-                               opt_code, opt_hp, s1, s2, t, thp, seed, ws, stats)
+                               opt_code, opt_hp, s1, s2, t, thp, seed, ws, stats, records, every, rec_count, before,
+                               epoch_no)
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
-    epoch(np.empty(0, np.int64), 0, 0)
+    epoch(np.empty(0, np.int64), 0, 0, 0)
     if val is not None:
         logits(network, val.X[:1])
     compile_seconds = time.perf_counter() - t0
@@ -162,31 +177,34 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     best_value, best_epoch, best_theta, waited = np.inf, 0, None, 0
     history = {"train_loss": [], "val_loss": [], "val_metric": [], "lr": []}
     stop_reason = "completed all epochs"
-    loop_seconds, t, epochs = 0.0, 0, train_cfg["epochs"]
+    loop_seconds, t, epochs, diverged = 0.0, 0, train_cfg["epochs"], None
     for epoch_no in range(1, epochs + 1):
         perm = rng.permutation(n) if train_cfg["shuffle"] else np.arange(n)
-        seed = int(rng.integers(2**31)) if network.stochastic or thp[mlp.NOISE] or thp[mlp.MIXUP] else 0
+        seed = int(rng.integers(2**31)) if network.stochastic or thp[NOISE] or thp[MIXUP] else 0
         start = time.perf_counter()
-        t = epoch(perm, t, seed)
+        t = epoch(perm, t, seed, epoch_no)
         seconds = time.perf_counter() - start
         loop_seconds += seconds
         if stats[mlp.STATUS] != mlp.OK:
             what = "loss" if stats[mlp.STATUS] == mlp.NONFINITE_LOSS else "gradient norm"
-            raise TrainingDiverged(
-                f"the training {what} became non-finite at epoch {epoch_no}, step {int(stats[mlp.BAD_STEP]) + 1}; "
-                f"lower train.optimizer.lr (now {opt_hp[0]:g}) or set train.clip_norm (e.g. 1.0)"
-            )
-        record = {"epoch": epoch_no, "epochs": epochs, "train_loss": float(stats[mlp.MEAN_LOSS]),
+            diverged = {"epoch": epoch_no, "step": int(stats[mlp.BAD_STEP]) + 1, "global_step": t + 1, "what": what}
+            message = (f"the training {what} became non-finite at epoch {epoch_no}, step {diverged['step']}; "
+                       f"lower train.optimizer.lr (now {opt_hp[LR]:g}) or set train.clip_norm (e.g. 1.0)")
+            if not stop_on_divergence:
+                raise TrainingDiverged(message)
+            stop_reason = message
+            break
+        entry = {"epoch": epoch_no, "epochs": epochs, "train_loss": float(stats[mlp.MEAN_LOSS]),
                   "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
                   "lr": float(opt_hp[0]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0}
         if val is not None:
-            record["val_loss"] = batch_loss(network, loss_code, lhp, val.X, val.Y, val.sw)
+            entry["val_loss"] = batch_loss(network, loss_code, lhp, val.X, val.Y, val.sw)
             if metric is not None:
-                record["metric_name"], record["val_metric"] = metric(network, val)
+                entry["metric_name"], entry["val_metric"] = metric(network, val)
         for key in history:
-            history[key].append(record[key])
-        current = {"train_loss": record["train_loss"], "val_loss": record["val_loss"]}.get(
-            monitor, record["val_metric"])
+            history[key].append(entry[key])
+        current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(
+            monitor, entry["val_metric"])
         score = -current if maximize else current
         if score < best_value - es["min_delta"]:
             best_value, best_epoch, waited = score, epoch_no, 0
@@ -196,13 +214,14 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
             waited += 1
         opt_hp[LR] = schedule.step(score)
         if callback is not None:
-            callback(record)
+            callback(entry)
         if es["enabled"] and waited >= es["patience"]:
             stop_reason = f"early stopping: {monitor} did not improve for {es['patience']} epochs"
             break
     if best_theta is not None:
         theta[:], network.running[:] = best_theta
-    return FitResult(history, epoch_no, best_epoch, stop_reason, loop_seconds, compile_seconds, t)
+    return FitResult(history, epoch_no, best_epoch, stop_reason, loop_seconds, compile_seconds, t,
+                     records[:rec_count[0]], diverged)
 
 
 def validation_metric(prep: Preprocessor) -> Callable:

@@ -9,6 +9,7 @@ import pytest
 import naive
 from nncli.kernels import mlp
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS, activate_array
+from nncli.kernels.layout import CLIP_NORM, TRAIN_HP_COLS
 from nncli.kernels.losses import LOSSES
 from nncli.kernels.optim import OPTIMIZERS
 from nncli.network import LayerSpec, Network
@@ -212,9 +213,12 @@ def _full_config(opt):
     return {**defaults, **opt}
 
 
+NO_RECORDS = (np.zeros((1, 1)), 0, np.zeros(1, np.int64), np.zeros(0), 0)
+
+
 def train_hp(clip_norm=0.0):
-    hp = np.zeros(mlp.TRAIN_HP_COLS)
-    hp[mlp.CLIP_NORM] = clip_norm
+    hp = np.zeros(TRAIN_HP_COLS)
+    hp[CLIP_NORM] = clip_norm
     return hp
 
 
@@ -228,7 +232,8 @@ def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
     losses, t = [], 0
     for _ in range(steps):
         t = mlp.train_epoch(net.theta, net.running, grad, net.layout, net.layer_hp, X, Y, np.ones(n), np.arange(n), n,
-                            LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, ws, stats)
+                            LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, ws, stats,
+                            *NO_RECORDS)
         assert stats[mlp.STATUS] == mlp.OK
         losses.append(stats[mlp.MEAN_LOSS])
     return np.array(losses), stats
@@ -288,7 +293,8 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     z = np.zeros_like(net.theta)
     ws = np.zeros(mlp.workspace_offsets(net.layout, 1)[-1])
     t = mlp.train_epoch(net.theta, net.running, z.copy(), net.layout, net.layer_hp, X, Y, np.ones(3), np.arange(3),
-                        1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, ws, stats)
+                        1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, ws, stats,
+                        *NO_RECORDS)
     assert stats[mlp.STATUS] != mlp.OK and stats[mlp.BAD_STEP] == 1 and t == 1
     assert not np.array_equal(net.theta, before)  # the first, finite step was applied
     assert np.all(np.isfinite(net.theta))

@@ -9,6 +9,7 @@ from numba import njit
 
 from nncli.kernels import mlp
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS
+from nncli.kernels.layout import INPUT_DROPOUT, MIXUP, NOISE, TRAIN_HP_COLS
 from nncli.kernels.losses import LOSSES, loss_and_delta
 from nncli.network import LayerSpec, Network
 from nncli.schedules import Schedule
@@ -208,8 +209,8 @@ def _seeded_activation(seed, code, Z, A, D, p0, p1):
 
 
 def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
-    hp = np.zeros(mlp.TRAIN_HP_COLS)
-    hp[[mlp.NOISE, mlp.INPUT_DROPOUT, mlp.MIXUP]] = (0.1, 0.25, 0.4)
+    hp = np.zeros(TRAIN_HP_COLS)
+    hp[[NOISE, INPUT_DROPOUT, MIXUP]] = (0.1, 0.25, 0.4)
     results = []
     for seed in (3, 3, 4):
         X = np.arange(40.0).reshape(10, 4)
@@ -298,3 +299,27 @@ def test_one_hidden_layer_of_sigmoids_fits_a_sine():
     net, _ = fit_arrays(x, y, "[{units: 16, activation: sigmoid}]", "mse", 3000, 0.01, batch_size=20)
     mse = float(np.mean((logits(net, x) - y) ** 2))
     assert mse < 1e-3
+
+
+def test_regularized_pima_config_trains_and_generalizes(tmp_path):
+    """configs/pima_regularized.yaml (dropout, batch norm, AdamW, cosine schedule, clipping)
+    on a stratified 25% test split of the real Pima data."""
+    from conftest import ROOT, shared_csv
+    from nncli import config
+    from nncli.predict import evaluate
+    from nncli.train import train
+
+    rows = shared_csv("pima-indians-diabetes.csv").read_text().strip().splitlines()
+    labels = np.array([r.rsplit(",", 1)[1] for r in rows])
+    rng = np.random.default_rng(0)
+    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[: round(0.25 * np.sum(labels == c))]
+                           for c in ("0", "1")])
+    is_test = np.zeros(len(rows), bool)
+    is_test[test] = True
+    (tmp_path / "train.csv").write_text("\n".join(r for r, t in zip(rows, is_test) if not t) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join(r for r, t in zip(rows, is_test) if t) + "\n")
+    cfg = config.load(ROOT / "configs" / "pima_regularized.yaml")
+    result = train(tmp_path / "train.csv", cfg)
+    assert result.model.network.has_batch_norm
+    metrics = evaluate(result.model, tmp_path / "test.csv")
+    assert metrics["accuracy"] >= 0.72 and metrics["roc_auc"] >= 0.78

@@ -23,19 +23,13 @@ import numpy as np
 from numba import njit
 
 from nncli.kernels import CACHE
+from nncli.kernels import record
 from nncli.kernels.activations import MAXOUT, PRELU, RRELU, activate
+from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE,
+                                  CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
+                                  N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
-
-N_IN, N_OUT, W_OFF, B_OFF, ACT, BN, G_OFF, R_OFF, A_OFF, N_A, PIECES = range(11)
-LAYOUT_COLS = 11
-P0, P1, DROPOUT, BN_MOMENTUM, BN_EPS = range(5)
-LAYER_HP_COLS = 5
-BN_NONE, BN_BEFORE, BN_AFTER = 0, 1, 2
-
-# train_hp: settings of a training run that are not per layer
-INPUT_DROPOUT, NOISE, MIXUP, L1, L2, CLIP_NORM, CLIP_VALUE = range(7)
-TRAIN_HP_COLS = 7
 
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
 BLAS_MIN_MACS = 32768
@@ -414,9 +408,23 @@ def _augment(Xb, Yb, swb, tmp, train_hp):
 
 
 @njit(cache=CACHE)
+def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, t):
+    record.record_common(rec, theta, grad, loss, epoch, t)
+    L = layout.shape[0]
+    for l in range(L):
+        Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, l, nb)
+        record.record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, l < L - 1)
+
+
+@njit(cache=CACHE)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
-                opt_code, opt_hp, s1, s2, t, train_hp, seed, ws, stats):
+                opt_code, opt_hp, s1, s2, t, train_hp, seed, ws, stats, records, rec_every, rec_count, before,
+                epoch):
     """One epoch of mini-batch training over the rows in `perm`; returns the new step count t.
+
+    With rec_every > 0, every rec_every-th step (counted over the whole run by t) appends a row
+    of gradient statistics (nncli.kernels.record) to records at rec_count[0], and before (theta's
+    size) holds the weights before the update; rec_every = 0 records nothing.
 
     Rows are visited in perm's order, batch_size at a time. Random draws (dropout, rrelu, noise,
     mixup) come from numba's generator seeded with `seed` at the start of the epoch. Returns
@@ -453,6 +461,11 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs)
         if penalty:
             weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
+        rec = records[rec_count[0]] if rec_every > 0 and (t + 1) % rec_every == 0 else records[0, :0]
+        recording = rec.shape[0] > 0
+        if recording:
+            _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, t + 1)
+            rec_count[0] += 1
         if not math.isfinite(loss):
             stats[STATUS] = NONFINITE_LOSS
             stats[BAD_STEP] = step
@@ -462,11 +475,17 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
             stats[STATUS] = NONFINITE_GRAD
             stats[BAD_STEP] = step
             return t
-        if train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]:
-            clipped += 1
+        fired = train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
+        clipped += fired
         stats[LAST_GRAD_NORM] = norm
         t += 1
+        if recording:
+            rec[record.GRAD_NORM] = norm
+            rec[record.CLIPPED] = fired
+            before[:] = theta
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
+        if recording:
+            record.record_update(rec, theta, before, layout)
         loss_sum += loss * nb
         step += 1
     stats[CLIPPED_STEPS] = clipped
