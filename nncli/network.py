@@ -156,15 +156,16 @@ class Network:
             mask[row[W_OFF]:row[B_OFF]] = 1.0
         return mask
 
-    def initialize(self, rng: np.random.Generator) -> None:
-        """Draw every layer's W and b with its initializer, layer by layer from one generator."""
+    def initialize(self, rng: np.random.Generator, gain: float = 1.0) -> None:
+        """Draw every layer's W and b with its initializer, layer by layer from one generator;
+        W is multiplied by `gain`."""
         views = self.params()
         for l, spec in enumerate(self.layers):
             draw_W, draw_b = INITIALIZERS[spec.init]
             W = views[f"layers.{l}.W"]
             n_in, width = W.shape
             # maxout: each piece is a linear unit with fan-out `units`
-            W[:] = draw_W(rng, W.shape, n_in, spec.units)
+            W[:] = gain * draw_W(rng, W.shape, n_in, spec.units)
             views[f"layers.{l}.b"][:] = 0.0 if draw_b is None else draw_b(rng, (width,), n_in, spec.units)
             if spec.batch_norm != "none":
                 views[f"layers.{l}.gamma"][:] = 1.0

@@ -72,6 +72,8 @@ MODEL = {
                 "glorot_uniform otherwise; torch = PyTorch's nn.Linear default", choices=("auto", *INITIALIZERS)),
     "input_dropout": Opt("float", 0.0, "dropout on the inputs while training (acts like feature selection)",
                          lo=0.0, hi=1.0, hi_open=True),
+    "init_gain": Opt("float", 1.0, "multiplies every initial weight (large values show exploding gradients)",
+                     lo=0.0, lo_open=True),
 }
 
 REGULARIZATION = {

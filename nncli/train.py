@@ -237,8 +237,12 @@ def validation_metric(prep: Preprocessor) -> Callable:
     return metric
 
 
-def train(data_path, config: dict, *, val_path=None, callback: Callable | None = None) -> TrainResult:
-    """Fit preprocessing and network on a CSV file; returns the model (not yet saved)."""
+def train(data_path, config: dict, *, val_path=None, callback: Callable | None = None, every: int = 0,
+          stop_on_divergence: bool = False) -> TrainResult:
+    """Fit preprocessing and network on a CSV file; returns the model (not yet saved).
+
+    every: record gradient statistics every `every` steps (0: none; -1: about 400 over the run).
+    """
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
     dtype = np.dtype(train_cfg["dtype"])
@@ -267,9 +271,12 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     train_arrays = _arrays(prep, table, dtype, train_cfg["class_weight"])
     val_arrays = _arrays(prep, val_table, dtype, train_cfg["class_weight"]) if val_table is not None else None
     network = build_network(prep.n_inputs, prep.n_outputs, config["model"], dtype)
-    network.initialize(init_rng)
+    network.initialize(init_rng, config["model"]["init_gain"])
+    if every < 0:
+        steps = -(-len(train_arrays.X) // min(train_cfg["batch_size"], len(train_arrays.X))) * train_cfg["epochs"]
+        every = max(1, steps // 400)
     result = fit(network, train_arrays, val_arrays, train_cfg, prep.task, validation_metric(prep), callback,
-                 shuffle_rng)
+                 shuffle_rng, every, stop_on_divergence)
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
     summary = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
                "steps": result.steps, "n_train": len(table.frame),
