@@ -170,10 +170,11 @@ def _exploding_verdict(records, L, thresholds):
     if len(finite) < 2 or finite[0] <= 0:
         return []
     growth = float(finite.max() / finite[0])
-    w = _layer_series(records, L, "W_norm")
-    w_growth = float(np.nanmax(w[-1] / w[0])) if np.all(np.isfinite(w[-1])) else float("inf")
     if not growth > thresholds.exploding:
         return []
+    w = _layer_series(records, L, "W_norm")
+    start = w[0] > 0
+    w_growth = float(np.max(w[-1][start] / w[0][start])) if start.any() else float("nan")
     return [{"kind": "exploding", "layer": None, "growth": growth, "message": (
         f"exploding gradients: the global gradient norm grew {growth:.1e}-fold (from {finite[0]:.2g} to "
         f"{finite.max():.2g}) and the largest layer's weights {w_growth:.2g}-fold. Lower the learning rate, clip "
