@@ -11,12 +11,14 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 
 def stderr_console() -> Console:
     plain = not sys.stderr.isatty() or os.environ.get("TERM") == "dumb"
+    # without a terminal there is no width to fit: wide enough that tables are not cut
     return Console(stderr=True, no_color=plain or bool(os.environ.get("NO_COLOR")), highlight=False,
-                   force_terminal=False if plain else None, soft_wrap=True)
+                   force_terminal=False if plain else None, soft_wrap=True, width=160 if plain else None)
 
 
 def _fmt(value, digits=4) -> str:
@@ -199,3 +201,14 @@ def grad_report(console: Console, report) -> None:
     for v in report.verdicts:
         style = "green" if v["kind"] == "healthy" else "bold red"
         console.print(f"[{style}]{v['kind']}[/]: {v['message'].split(': ', 1)[-1]}")
+
+
+def activations_table(console: Console, rows: list[dict]) -> None:
+    t = Table(title="activations (use in model.hidden[].activation)")
+    for col in ("name", "formula", "parameters", "note"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        note = "not trainable: " + r["note"].split(";")[0] if not r["trainable"] else r["family"].replace("other", "")
+        t.add_row(*(Text(x) for x in (r["name"], r["formula"], params, note)))
+    console.print(t)
