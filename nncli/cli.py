@@ -112,6 +112,8 @@ def train(
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
+    grad_report: Annotated[bool, typer.Option(
+        "--grad-report", help="Record gradient statistics and print the inspect-grads table at the end.")] = False,
 ):
     """Train an MLP on a CSV file and save the model file."""
     overrides = list(set_ or [])
@@ -137,13 +139,23 @@ def train(
             raise OutputError(f"{model_path}: the model file would overwrite the training data")
         console = _console()
         with TrainProgress(console, quiet=quiet or as_json) as progress:
-            result = train_fn(data, cfg, val_path=val, callback=progress)
+            result = train_fn(data, cfg, val_path=val, callback=progress, every=-1 if grad_report else 0)
         save(result.model, model_path)
+        report = None
+        if grad_report:
+            from nncli.gradients import Thresholds, analyse
+
+            report = analyse(result.fit.records, result.model.network, Thresholds(), result.fit.diverged)
         if as_json:
+            extra = {"gradients": report.to_dict()} if report is not None else {}
             _emit_json(_clean({"model": str(model_path), **result.model.summary, "history": result.model.history,
-                               "timing": result.timing}))
+                               "timing": result.timing, **extra}))
         elif not quiet:
             train_summary(console, result, model_path)
+            if report is not None:
+                from nncli.report import grad_report as show
+
+                show(console, report)
 
     _run(run)
 
@@ -220,6 +232,84 @@ def init(
         from nncli.starter import starter_config
 
         sys.stdout.write(starter_config(data, target, "auto" if header is None else str(header).lower()))
+
+    _run(run)
+
+
+@app.command("inspect-grads", epilog="Example: nncli inspect-grads data.csv --config deep.yaml --every 5 "
+                                     "--fail-on vanishing,nan")
+def inspect_grads(
+    data: Annotated[Path, typer.Argument(help="Training CSV file.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: built-in).")] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", help="Inspect this trained model on DATA (one pass, no training) instead.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
+    every: Annotated[int, typer.Option(min=0, help="Record every K-th step (0: about 400 records).")] = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key (repeatable).")] = None,
+    header: HeaderOpt = None,
+    as_json: JsonOpt = False,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the per-step records to this CSV.")] = None,
+    fail_on: Annotated[str, typer.Option(
+        help="Exit with code 8 if any of these is found: vanishing, exploding, nan, dead (comma-separated).")] = "",
+    vanishing: Annotated[float, typer.Option(help="Vanishing: first/output gradient-norm ratio below this.")] = 1e-3,
+    exploding: Annotated[float, typer.Option(help="Exploding: global gradient norm grows more than this.")] = 1e3,
+    dead: Annotated[float, typer.Option(help="Dead: share of dead relu units in a layer at least this.")] = 0.5,
+):
+    """Train as `train` would and report vanishing, exploding, NaN and dead gradients per layer."""
+    overrides = list(set_ or [])
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    if header is not None:
+        overrides.append(f"data.header={'true' if header else 'false'}")
+
+    def run():
+        from nncli import config as config_mod
+        from nncli.errors import GRADIENT_PROBLEM
+        from nncli.gradients import VERDICTS, Thresholds, inspect, records_csv
+        from nncli.model import atomic_write, load
+        from nncli.report import TrainProgress, grad_report
+
+        wanted = {w.strip() for w in fail_on.split(",") if w.strip()}
+        unknown = wanted - set(VERDICTS)
+        if unknown:
+            raise typer.BadParameter(f"unknown problem(s) {', '.join(sorted(unknown))}; choose from "
+                                     f"{', '.join(VERDICTS)}", param_hint="--fail-on")
+        if csv is not None:
+            _check_writable(csv)
+        trained = load(model) if model is not None else None
+        cfg = trained.config if trained is not None else config_mod.load(config, overrides)
+        console = _console()
+        with TrainProgress(console, quiet=as_json or trained is not None) as progress:
+            report, _ = inspect(data, cfg, every=every, model=trained, callback=progress,
+                                thresholds=Thresholds(vanishing=vanishing, exploding=exploding, dead=dead))
+        if csv is not None:
+            text = records_csv(report).encode()
+            atomic_write(csv, lambda f: f.write(text))
+        if as_json:
+            _emit_json(_clean(report.to_dict()))
+        else:
+            grad_report(console, report)
+        found = report.problems & wanted
+        if found:
+            print(f"nncli: gradient problem(s) found: {', '.join(sorted(found))}", file=sys.stderr)
+            raise typer.Exit(GRADIENT_PROBLEM)
+
+    _run(run)
+
+
+@app.command(epilog="Example: nncli activations --json")
+def activations(as_json: JsonOpt = False):
+    """List every activation nncli knows, with its formula and parameters."""
+    def run():
+        from nncli.kernels.activations import ACTIVATIONS
+        from nncli.report import activations_table
+
+        rows = [{"name": a.name, "formula": a.formula, "params": a.params, "family": a.family,
+                 "trainable": a.trainable, "note": a.why_not} for a in ACTIVATIONS.values()]
+        if as_json:
+            _emit_json(rows)
+        else:
+            activations_table(_console(), rows)
 
     _run(run)
 

@@ -12,6 +12,7 @@ DATA = 4
 MODEL_FILE = 5
 DIVERGED = 6
 OUTPUT = 7
+GRADIENT_PROBLEM = 8
 INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -23,6 +24,7 @@ EXIT_CODES = {
     MODEL_FILE: "bad, foreign or unreadable model file",
     DIVERGED: "training diverged (non-finite loss or gradient)",
     OUTPUT: "output cannot be written",
+    GRADIENT_PROBLEM: "inspect-grads found a problem named by --fail-on",
     INTERRUPTED: "interrupted (SIGINT)",
 }
 

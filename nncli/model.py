@@ -41,7 +41,8 @@ class Model:
 
     def architecture(self) -> list[dict]:
         return [
-            {"units": s.units, "activation": s.activation, "params": list(s.params), "init": s.init}
+            {"units": s.units, "activation": s.activation, "params": list(s.params), "init": s.init,
+             "dropout": s.dropout, "batch_norm": s.batch_norm, "bn_momentum": s.bn_momentum, "bn_eps": s.bn_eps}
             for s in self.network.layers
         ]
 
@@ -81,7 +82,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _members(model: Model) -> dict[str, bytes]:
-    arrays = {name: view for name, view in model.network.params().items()}
+    arrays = {**model.network.params(), **model.network.state()}
     for name, values in model.history.items():
         arrays[f"history.{name}"] = np.asarray(values, dtype=np.float64)
     meta = {
@@ -89,6 +90,7 @@ def _members(model: Model) -> dict[str, bytes]:
         "versions": _versions(),
         "dtype": model.network.dtype.name,
         "n_inputs": model.network.n_inputs,
+        "input_dropout": model.network.input_dropout,
         "architecture": model.architecture(),
         "preprocessing": model.prep.to_dict(),
         "config": model.config,
@@ -167,9 +169,11 @@ def _read_string(path: Path, name: str, data: bytes) -> str:
 
 
 def _build(path: Path, meta: dict, members: dict) -> Model:
-    layers = [LayerSpec(a["units"], a["activation"], tuple(a["params"]), a["init"]) for a in meta["architecture"]]
-    network = Network(int(meta["n_inputs"]), layers, dtype=np.dtype(meta["dtype"]))
-    for name, view in network.params().items():
+    layers = [LayerSpec(a["units"], a["activation"], tuple(a["params"]), a["init"], a["dropout"], a["batch_norm"],
+                        a["bn_momentum"], a["bn_eps"]) for a in meta["architecture"]]
+    network = Network(int(meta["n_inputs"]), layers, dtype=np.dtype(meta["dtype"]),
+                      input_dropout=meta["input_dropout"])
+    for name, view in {**network.params(), **network.state()}.items():
         member = f"{name}.npy"
         if member not in members:
             raise ModelFileError(f"{path}: missing weight array {name}")

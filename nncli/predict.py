@@ -36,7 +36,8 @@ def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
     return model.prep.unscale_target(Z)
 
 
-def _read(model: Model, path, chunk_rows=None):
+def read_for_model(model: Model, path, chunk_rows=None):
+    """Read a CSV with the header and format settings the model was trained with."""
     cfg = model.config["data"]
     prep = model.prep
     # a model trained with a header reads files with or without one (then by position)
@@ -72,7 +73,7 @@ def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep
     With out_path the file appears atomically when complete; otherwise rows go to `stream`
     (default stdout) as they are computed.
     """
-    chunks = _read(model, data_path, chunk_rows=chunk_rows)
+    chunks = read_for_model(model, data_path, chunk_rows=chunk_rows)
     if out_path is not None:
         out_path = Path(out_path)
         if out_path.exists() and out_path.resolve() == Path(data_path).resolve():
@@ -99,7 +100,7 @@ def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
 
 def evaluate(model: Model, data_path) -> dict:
     """Metrics on labelled data; the target column must be present."""
-    table = _read(model, data_path)
+    table = read_for_model(model, data_path)
     prep = model.prep
     table = prep.match_columns(table)
     if prep.target not in table.frame.columns:

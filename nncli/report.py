@@ -11,12 +11,14 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 
 def stderr_console() -> Console:
     plain = not sys.stderr.isatty() or os.environ.get("TERM") == "dumb"
+    # without a terminal there is no width to fit: wide enough that tables are not cut
     return Console(stderr=True, no_color=plain or bool(os.environ.get("NO_COLOR")), highlight=False,
-                   force_terminal=False if plain else None, soft_wrap=True)
+                   force_terminal=False if plain else None, soft_wrap=True, width=160 if plain else None)
 
 
 def _fmt(value, digits=4) -> str:
@@ -161,3 +163,54 @@ def model_info(console: Console, info: dict) -> None:
                          _fmt(f["scale"]) if numeric else "-",
                          ", ".join(f["categories"][:8]) + (" ..." if len(f["categories"]) > 8 else ""))
     console.print(features)
+
+
+_SPARK_UNICODE = "▁▂▃▄▅▆▇█"
+_SPARK_ASCII = "_.-~=+*#"
+
+
+def sparkline(values, width: int = 24, unicode: bool = True) -> str:
+    """A run of values (here log10 gradient norms) as one line of block characters."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return ""
+    if v.size > width:  # mean of equal chunks
+        v = np.array([chunk.mean() for chunk in np.array_split(v, width)])
+    chars = _SPARK_UNICODE if unicode else _SPARK_ASCII
+    lo, hi = v.min(), v.max()
+    if hi - lo < 1e-12:
+        return chars[len(chars) // 2] * v.size
+    idx = np.round((v - lo) / (hi - lo) * (len(chars) - 1)).astype(int)
+    return "".join(chars[i] for i in idx)
+
+
+def grad_report(console: Console, report) -> None:
+    """The inspect-grads table (one row per layer) and the verdicts."""
+    fancy = console.is_terminal and not console.is_dumb_terminal and console.encoding.lower().startswith("utf")
+    t = Table(title="gradient norms of W per layer (recorded steps, before clipping)")
+    for col in ("layer", "activation", "first", "last", "min", "median", "max", "vs output", "dead",
+                "saturated", "update/W", "log10 norm over training"):
+        t.add_column(col, justify="left" if col in ("activation", "log10 norm over training") else "right")
+    for row in report.layers:
+        t.add_row(str(row["layer"]), row["activation"], *(_fmt(row[k], 3) for k in ("first", "last", "min", "median",
+                                                                                  "max", "ratio_to_output")),
+                  f"{row['dead']:.0%}", f"{row['saturated']:.0%}", _fmt(row["update_ratio"], 3),
+                  sparkline(row["log10_norms"], unicode=fancy))
+    console.print(t)
+    for v in report.verdicts:
+        style = "green" if v["kind"] == "healthy" else "bold red"
+        console.print(f"[{style}]{v['kind']}[/]: {v['message'].split(': ', 1)[-1]}")
+
+
+def activations_table(console: Console, rows: list[dict]) -> None:
+    t = Table(title="activations (use in model.hidden[].activation)")
+    for col in ("name", "formula", "parameters", "note"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        note = "not trainable: " + r["note"].split(";")[0] if not r["trainable"] else r["family"].replace("other", "")
+        t.add_row(*(Text(x) for x in (r["name"], r["formula"], params, note)))
+    console.print(t)

@@ -80,7 +80,8 @@ def test_overrides_win_and_are_validated(tmp_path):
                                      "model.hidden=[{units: 3, activation: tanh}]"])
     assert cfg["train"]["optimizer"]["lr"] == 0.01 and cfg["train"]["optimizer"]["name"] == "adam"
     assert cfg["train"]["epochs"] == 7
-    assert cfg["model"]["hidden"] == [{"units": 3, "activation": {"name": "tanh"}, "init": None}]
+    assert cfg["model"]["hidden"] == [{"units": 3, "activation": {"name": "tanh"}, "init": None, "dropout": 0.0,
+                                       "batch_norm": "none", "bn_momentum": 0.1, "bn_eps": 1e-5}]
     assert "train.epochs: expected a whole number" in error_of(tmp_path, text, ["train.epochs=x"])
     assert "expected key.path=value" in error_of(tmp_path, text, ["train.epochs"])
 

@@ -9,13 +9,14 @@ import pytest
 import naive
 from nncli.kernels import mlp
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS, activate_array
+from nncli.kernels.layout import CLIP_NORM, TRAIN_HP_COLS
 from nncli.kernels.losses import LOSSES
 from nncli.kernels.optim import OPTIMIZERS
 from nncli.network import LayerSpec, Network
 from nncli.train import optimizer_hp
 
 REF = np.load(Path(__file__).parent / "reference" / "torch_reference.npz", allow_pickle=False)
-TRAINABLE = [name for name, a in ACTIVATIONS.items() if a.trainable]
+TRAINABLE = [name for name, a in ACTIVATIONS.items() if a.trainable and a.kind == "elementwise"]
 
 
 def default_params(name):
@@ -49,8 +50,8 @@ def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     offs = mlp.workspace_offsets(net.layout, n)
     ws = np.zeros(offs[-1])
     grad = np.zeros_like(net.theta)
-    value = mlp.loss_and_gradient(net.theta, grad, net.layout, net.act_params, LOSSES[loss].code,
-                                  np.array([hp]), X.copy(), Y.copy(), sw, ws, offs)
+    value = mlp.loss_and_gradient(net.theta, net.running, grad, net.layout, net.layer_hp, LOSSES[loss].code,
+                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs)
     return value, grad
 
 
@@ -145,7 +146,7 @@ def test_bce_from_logits_is_stable_for_huge_logits():
 
     Z, Y = REF["loss.bce_extreme.Z"], REF["loss.bce_extreme.Y"]
     delta = np.empty_like(Z)
-    value = loss_and_delta(LOSSES["bce"].code, np.ones(1), Z, Y, np.ones(len(Z)), delta)
+    value = loss_and_delta(LOSSES["bce"].code, np.array([1.0, 0.0]), Z, Y, np.ones(len(Z)), delta)
     assert np.isfinite(value) and value == pytest.approx(REF["loss.bce_extreme.loss"][0], rel=1e-12)
     np.testing.assert_allclose(delta, REF["loss.bce_extreme.dZ"], atol=1e-15)
 
@@ -212,6 +213,15 @@ def _full_config(opt):
     return {**defaults, **opt}
 
 
+NO_RECORDS = (np.zeros((1, 1)), 0, np.zeros(1, np.int64), np.zeros(0), 0)
+
+
+def train_hp(clip_norm=0.0):
+    hp = np.zeros(TRAIN_HP_COLS)
+    hp[CLIP_NORM] = clip_norm
+    return hp
+
+
 def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
     """`steps` full-batch steps through train_epoch; returns the losses before each step."""
     code, hp = optimizer_hp(_full_config(opt_cfg))
@@ -221,8 +231,9 @@ def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
     stats = np.zeros(mlp.N_STATS)
     losses, t = [], 0
     for _ in range(steps):
-        t = mlp.train_epoch(net.theta, grad, net.layout, net.act_params, X, Y, np.ones(n), np.arange(n), n,
-                            LOSSES["bce"].code, np.ones(1), code, hp, s1, s2, t, clip_norm, 0.0, ws, stats)
+        t = mlp.train_epoch(net.theta, net.running, grad, net.layout, net.layer_hp, X, Y, np.ones(n), np.arange(n), n,
+                            LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, ws, stats,
+                            *NO_RECORDS)
         assert stats[mlp.STATUS] == mlp.OK
         losses.append(stats[mlp.MEAN_LOSS])
     return np.array(losses), stats
@@ -256,7 +267,7 @@ def test_predict_logits_match_numpy_forward(n, width):
     out = np.empty((n, 3))
     chunk = 64
     ws = np.empty(mlp.workspace_offsets(net.layout, chunk)[-1])
-    mlp.predict_logits(net.theta, net.layout, net.act_params, X, out, ws, chunk)
+    mlp.predict_logits(net.theta, net.running, net.layout, net.layer_hp, X, out, ws, chunk)
     Ws = [v for k, v in net.params().items() if k.endswith("W")]
     bs = [v for k, v in net.params().items() if k.endswith("b")]
     np.testing.assert_allclose(out, naive.forward(Ws, bs, [("tanh", 0, 0), ("relu", 0, 0)], X), rtol=1e-10, atol=1e-12)
@@ -281,8 +292,9 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     stats = np.zeros(mlp.N_STATS)
     z = np.zeros_like(net.theta)
     ws = np.zeros(mlp.workspace_offsets(net.layout, 1)[-1])
-    t = mlp.train_epoch(net.theta, z.copy(), net.layout, net.act_params, X, Y, np.ones(3), np.arange(3), 1,
-                        LOSSES["bce"].code, np.ones(1), code, hp, z.copy(), z.copy(), 0, 0.0, 0.0, ws, stats)
+    t = mlp.train_epoch(net.theta, net.running, z.copy(), net.layout, net.layer_hp, X, Y, np.ones(3), np.arange(3),
+                        1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, ws, stats,
+                        *NO_RECORDS)
     assert stats[mlp.STATUS] != mlp.OK and stats[mlp.BAD_STEP] == 1 and t == 1
     assert not np.array_equal(net.theta, before)  # the first, finite step was applied
     assert np.all(np.isfinite(net.theta))

@@ -1,7 +1,9 @@
 """Activation functions: the registry and the compiled function/derivative pairs.
 
-Adding an activation touches only this file: give it a code, a registry entry and a branch in
-`activate`, which returns the value A = f(Z) and the derivative dA/dZ side by side. Config
+Adding an elementwise activation touches only this file: give it a code, a registry entry and a
+branch in `activate`, which returns the value A = f(Z) and the derivative dA/dZ side by side.
+Three activations need the layer kernel's help (nncli.kernels.mlp): prelu's slope is a learned
+parameter, rrelu draws a random slope while training, and maxout takes the max over k pieces. Config
 validation, `nncli activations`, the help text and the tests all read `ACTIVATIONS`.
 
 Derivatives at kinks follow PyTorch's autograd (relu'(0) = 0, leaky_relu'(0) = slope, ...), so
@@ -26,11 +28,13 @@ class Activation:
     trainable: bool = True
     why_not: str = ""
     max_derivative: float = 1.0  # sup |f'|, for saturation shares in gradient reports
+    kind: str = "elementwise"  # or "learned" (prelu), "random" (rrelu), "pieces" (maxout)
 
 
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, CELU = 0, 1, 2, 3, 4, 5, 6, 7
 GELU, GELU_TANH, SILU, MISH, SOFTPLUS, SOFTSIGN, HARDTANH, HARDSIGMOID = 8, 9, 10, 11, 12, 13, 14, 15
 HARDSWISH, PIECEWISE_LINEAR, TANHSHRINK, SOFTSHRINK, HARDSHRINK = 16, 17, 18, 19, 20
+PRELU, RRELU, MAXOUT = 21, 22, 23
 STEP, SIGN = 90, 91
 
 _ZERO_GRADIENT = (
@@ -70,12 +74,18 @@ ACTIVATIONS = {
         Activation("tanhshrink", TANHSHRINK, "z - tanh(z)"),
         Activation("softshrink", SOFTSHRINK, "z - lambda*sign(z) if |z| > lambda else 0", {"lambda": 0.5}),
         Activation("hardshrink", HARDSHRINK, "z if |z| > lambda else 0", {"lambda": 0.5}),
+        Activation("prelu", PRELU, "z if z > 0 else a*z, a learned (one per layer, or per unit)",
+                   {"init": 0.25, "per_unit": False}, family="relu", kind="learned"),
+        Activation("rrelu", RRELU, "z if z > 0 else a*z, a ~ U(lower, upper) while training, (lower+upper)/2 after",
+                   {"lower": 1 / 8, "upper": 1 / 3}, family="relu", kind="random"),
+        Activation("maxout", MAXOUT, "max over k linear pieces: max_p (x @ W_p + b_p)", {"pieces": 2},
+                   kind="pieces"),
         Activation("step", STEP, "[z > 0] (Heaviside)", trainable=False, why_not=_ZERO_GRADIENT),
         Activation("sign", SIGN, "sign(z)", trainable=False, why_not=_ZERO_GRADIENT),
     ]
 }
 ALIASES = {"swish": "silu", "identity": "linear", "heaviside": "step"}
-N_PARAMS = 2  # parameter slots per layer in the kernels' act_params array
+N_PARAMS = 2  # activation parameter slots per layer in the kernels' layer_hp array
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -110,8 +120,11 @@ def activate(code, z, p0, p1):
     if code == TANH:
         t = math.tanh(z)
         return t, 1.0 - t * t
-    if code == LEAKY_RELU:
+    if code == LEAKY_RELU or code == PRELU:  # prelu: the kernel passes the learned slope as p0
         return (z, 1.0) if z > 0.0 else (p0 * z, p0)
+    if code == RRELU:  # at inference: the mean slope; while training the kernel draws one
+        slope = 0.5 * (p0 + p1)
+        return (z, 1.0) if z > 0.0 else (slope * z, slope)
     if code == ELU:
         if z > 0.0:
             return z, 1.0

@@ -5,6 +5,11 @@ activation (sigmoid, softmax or identity) is folded into the loss. That is what 
 delta = dL/dZ simple and stable: for sigmoid + binary cross-entropy and for softmax + categorical
 cross-entropy, delta = (p_hat - y) / n, and logits of +-1000 give finite losses.
 
+The confidence penalty (Pereyra et al., 2017) adds -beta * H(p_hat) per row to classification
+losses, H the entropy of the predicted distribution: beta > 0 penalizes over-confident outputs.
+The lecture's term L - lambda * sum(p log p) = L + lambda * H is the same with beta = -lambda: it
+rewards confident outputs. hp = [huber_delta, beta].
+
 Reductions follow PyTorch's `mean`: binary cross-entropy, MSE, MAE and Huber average over all
 n*K elements, softmax cross-entropy over the n rows. A row weight w_i (class weights) multiplies
 that row's loss before the mean, as PyTorch's `weight` argument of BCEWithLogitsLoss does.
@@ -53,6 +58,7 @@ def loss_and_delta(code, hp, Z, Y, sw, delta):
     """
     n, K = Z.shape
     total = 0.0
+    beta = hp[1]
     if code == SOFTMAX_CE:
         for i in range(n):
             zmax = Z[i, 0]
@@ -63,10 +69,18 @@ def loss_and_delta(code, hp, Z, Y, sw, delta):
                 s += math.exp(Z[i, k] - zmax)
             log_s = math.log(s)
             row = 0.0
+            entropy = 0.0
             for k in range(K):
                 log_p = Z[i, k] - zmax - log_s
                 row -= Y[i, k] * log_p
+                entropy -= math.exp(log_p) * log_p
                 delta[i, k] = sw[i] * (math.exp(log_p) - Y[i, k]) / n
+            if beta != 0.0:
+                # dH/dz_k = -p_k (log p_k + H)
+                for k in range(K):
+                    log_p = Z[i, k] - zmax - log_s
+                    delta[i, k] += sw[i] * beta * math.exp(log_p) * (log_p + entropy) / n
+                row -= beta * entropy
             total += sw[i] * row
         return total / n
     scale = 1.0 / (n * K)
@@ -79,6 +93,11 @@ def loss_and_delta(code, hp, Z, Y, sw, delta):
                 total += sw[i] * (max(z, 0.0) - z * y + math.log1p(math.exp(-abs(z))))
                 p = 1.0 / (1.0 + math.exp(-z)) if z >= 0.0 else math.exp(z) / (1.0 + math.exp(z))
                 delta[i, k] = sw[i] * (p - y) * scale
+                if beta != 0.0:
+                    # H = softplus(z) - z*p, the entropy of Bernoulli(p); dH/dz = -z p (1 - p)
+                    entropy = max(z, 0.0) + math.log1p(math.exp(-abs(z))) - z * p
+                    total -= sw[i] * beta * entropy
+                    delta[i, k] += sw[i] * beta * z * p * (1.0 - p) * scale
             elif code == MSE:
                 r = z - y
                 total += sw[i] * r * r

@@ -1,16 +1,20 @@
 """The compiled MLP: forward and backward passes and the whole training epoch.
 
 Data layout (built by nncli.network, checked there; the kernels assume it):
-- theta: 1-D float array holding every parameter; layer l's W (n_in, n_out) and b (n_out,) are
-  contiguous slices at layout[l, W_OFF] and layout[l, B_OFF]. grad has the same layout.
-- layout: int64 (L, 5): n_in, n_out, W offset, b offset, activation code. The last layer is the
-  output layer; its activation is folded into the loss, so it yields logits.
-- act_params: float64 (L, 2): the activation parameters of each layer.
+- theta: 1-D float array holding every parameter; layer l's W (n_in, width) and b (width,) are
+  contiguous slices at layout[l, W_OFF] and layout[l, B_OFF] (width = units * pieces); batch norm's
+  gamma and beta (units each) at G_OFF; prelu's slopes (N_A of them) at A_OFF. grad has the same
+  layout. running: batch norm's running mean and variance (units each) at R_OFF.
+- layout: int64 (L, LAYOUT_COLS); offsets of absent parts are -1. The last layer is the output
+  layer; its activation is folded into the loss, so it yields logits.
+- layer_hp: float64 (L, LAYER_HP_COLS): activation parameters P0, P1, the dropout rate applied to
+  the layer's output, batch norm's momentum and eps.
 - ws: one float work buffer, carved by `workspace_offsets` into per-layer regions sized for a
-  full batch: the batch inputs, targets and row weights, each hidden layer's A and D = f'(Z),
-  the logits, and two ping-pong buffers for the backward deltas.
+  full batch.
 
-The mini-batch loop runs here, so an epoch costs one call from Python.
+Order inside a hidden layer: Z = A_in @ W + b, [batch norm], activation, [batch norm], [dropout].
+The backward pass walks the same steps in reverse. The mini-batch loop runs here, so an epoch
+costs one call from Python; every branch on a layer's options is taken outside element loops.
 """
 
 import math
@@ -19,11 +23,14 @@ import numpy as np
 from numba import njit
 
 from nncli.kernels import CACHE
-from nncli.kernels.activations import activate
+from nncli.kernels import record
+from nncli.kernels.activations import MAXOUT, PRELU, RRELU, activate
+from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE,
+                                  CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
+                                  N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
 
-N_IN, N_OUT, W_OFF, B_OFF, ACT = range(5)
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
 BLAS_MIN_MACS = 32768
 
@@ -34,35 +41,52 @@ N_STATS = 5
 
 @njit(cache=CACHE)
 def workspace_offsets(layout, batch_size):
-    """Offsets into ws: [X, Y, sw, (A_l, D_l) per hidden layer, logits, P0, P1, end]."""
+    """Offsets into ws: [X, Y, sw, one region per layer..., P0, P1, batch_size, end]."""
     L = layout.shape[0]
-    offs = np.zeros(2 * L + 6, dtype=np.int64)
+    offs = np.zeros(L + 7, dtype=np.int64)
     widest = layout[0, N_IN]
     for l in range(L):
-        widest = max(widest, layout[l, N_OUT])
-    K = layout[L - 1, N_OUT]
+        widest = max(widest, layout[l, N_OUT] * layout[l, PIECES])
     pos = batch_size * layout[0, N_IN]
     offs[1] = pos
-    pos += batch_size * K
+    pos += batch_size * layout[L - 1, N_OUT]
     offs[2] = pos
     pos += batch_size
     for l in range(L):
-        offs[3 + 2 * l] = pos
-        pos += batch_size * layout[l, N_OUT]
-        offs[4 + 2 * l] = pos
-        if l < L - 1:
-            pos += batch_size * layout[l, N_OUT]
-    offs[2 * L + 3] = pos
+        offs[3 + l] = pos
+        units = layout[l, N_OUT]
+        pos += batch_size * units * layout[l, PIECES] + 4 * batch_size * units + 2 * units
+    offs[3 + L] = pos
     pos += batch_size * widest
-    offs[2 * L + 4] = pos
+    offs[4 + L] = pos
     pos += batch_size * widest
-    offs[2 * L + 5] = pos
+    offs[5 + L] = batch_size
+    offs[6 + L] = pos
     return offs
 
 
 @njit(cache=CACHE, inline="always")
 def _block(buf, off, n, m):
     return buf[off:off + n * m].reshape(n, m)
+
+
+@njit(cache=CACHE, inline="always")
+def _layer_views(ws, offs, layout, l, nb):
+    """Layer l's buffers: Z (nb, width) pre-activation, A, D = dA/dZ (or maxout's winning piece),
+    H (batch-normalized values), M (dropout scale), all (nb, units); mu, sig (units,)."""
+    L = layout.shape[0]
+    bs = offs[5 + L]
+    units = layout[l, N_OUT]
+    width = units * layout[l, PIECES]
+    o = offs[3 + l]
+    Z = _block(ws, o, nb, width)
+    o += bs * width
+    A = _block(ws, o, nb, units)
+    D = _block(ws, o + bs * units, nb, units)
+    H = _block(ws, o + 2 * bs * units, nb, units)
+    M = _block(ws, o + 3 * bs * units, nb, units)
+    o += 4 * bs * units
+    return Z, A, D, H, M, ws[o:o + units], ws[o + units:o + 2 * units]
 
 
 @njit(cache=CACHE)
@@ -118,66 +142,216 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
 
 
 @njit(cache=CACHE)
-def forward(theta, layout, act_params, Xb, ws, offs, nb):
+def batch_norm_forward(X, H, mu, sig, gamma, beta, run_mean, run_var, training, momentum, eps):
+    """In place X := gamma * H + beta with H = (X - mu) / sig (Ioffe & Szegedy, 2015).
+
+    Training: mu and the biased variance come from the batch, and the running estimates move
+    toward mu and the unbiased variance m/(m-1) * var, as torch.nn.BatchNorm1d does.
+    Inference: mu and var are the running estimates.
+    """
+    n, u = X.shape
+    for j in range(u):
+        if training:
+            mean = 0.0
+            for i in range(n):
+                mean += X[i, j]
+            mean /= n
+            var = 0.0
+            for i in range(n):
+                var += (X[i, j] - mean) ** 2
+            var /= n
+            if n > 1:
+                run_mean[j] = (1.0 - momentum) * run_mean[j] + momentum * mean
+                run_var[j] = (1.0 - momentum) * run_var[j] + momentum * var * n / (n - 1)
+        else:
+            mean = run_mean[j]
+            var = run_var[j]
+        mu[j] = mean
+        sig[j] = math.sqrt(var + eps)
+        for i in range(n):
+            H[i, j] = (X[i, j] - mean) / sig[j]
+            X[i, j] = gamma[j] * H[i, j] + beta[j]
+
+
+@njit(cache=CACHE)
+def batch_norm_backward(G, H, sig, gamma, dgamma, dbeta):
+    """In place G := dL/dX from G = dL/d(output) of batch_norm_forward in training mode."""
+    n, u = G.shape
+    for j in range(u):
+        sum_g = 0.0
+        sum_gh = 0.0
+        for i in range(n):
+            sum_g += G[i, j]
+            sum_gh += G[i, j] * H[i, j]
+        dbeta[j] = sum_g
+        dgamma[j] = sum_gh
+        c = gamma[j] / sig[j]
+        for i in range(n):
+            G[i, j] = c * (G[i, j] - sum_g / n - H[i, j] * sum_gh / n)
+
+
+@njit(cache=CACHE)
+def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training):
+    """A = f(Z) and D = f'(Z) (maxout: D = index of the winning piece)."""
+    n, u = A.shape
+    if code == MAXOUT:
+        for i in range(n):
+            for j in range(u):
+                best = Z[i, j * pieces]
+                arg = 0
+                for p in range(1, pieces):
+                    if Z[i, j * pieces + p] > best:
+                        best = Z[i, j * pieces + p]
+                        arg = p
+                A[i, j] = best
+                D[i, j] = arg
+    elif code == PRELU:
+        per_unit = alpha.shape[0] > 1
+        for i in range(n):
+            for j in range(u):
+                A[i, j], D[i, j] = activate(PRELU, Z[i, j], alpha[j if per_unit else 0], 0.0)
+    elif code == RRELU and training:
+        for i in range(n):
+            for j in range(u):
+                z = Z[i, j]
+                if z > 0.0:
+                    A[i, j], D[i, j] = z, 1.0
+                else:
+                    slope = np.random.uniform(p0, p1)
+                    A[i, j], D[i, j] = slope * z, slope
+    else:
+        for i in range(n):
+            for j in range(u):
+                A[i, j], D[i, j] = activate(code, Z[i, j], p0, p1)
+
+
+@njit(cache=CACHE)
+def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
     """Forward pass on Xb (nb, n_in); returns the logits (nb, K), a view into ws.
 
-    Each hidden layer's A and D = f'(Z) are left in ws for the backward pass.
+    Each hidden layer's buffers are left in ws for the backward pass. With training, batch norm
+    uses batch statistics (and updates the running ones), dropout and rrelu draw random numbers.
     """
     L = layout.shape[0]
     A_in = Xb
     for l in range(L):
         n_in = layout[l, N_IN]
-        n_out = layout[l, N_OUT]
-        W = _block(theta, layout[l, W_OFF], n_in, n_out)
-        b = theta[layout[l, B_OFF]:layout[l, B_OFF] + n_out]
-        Z = _block(ws, offs[3 + 2 * l], nb, n_out)
+        units = layout[l, N_OUT]
+        pieces = layout[l, PIECES]
+        width = units * pieces
+        W = _block(theta, layout[l, W_OFF], n_in, width)
+        b = theta[layout[l, B_OFF]:layout[l, B_OFF] + width]
+        Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, l, nb)
         dense_forward(A_in, W, b, Z)
-        if l < L - 1:
-            D = _block(ws, offs[4 + 2 * l], nb, n_out)
-            code = layout[l, ACT]
-            p0 = act_params[l, 0]
-            p1 = act_params[l, 1]
+        if l == L - 1:
+            return Z
+        bn = layout[l, BN]
+        g = max(layout[l, G_OFF], 0)
+        r = max(layout[l, R_OFF], 0)
+        gamma = theta[g:g + units]
+        beta = theta[g + units:g + 2 * units]
+        run_mean = running[r:r + units]
+        run_var = running[r + units:r + 2 * units]
+        if bn == BN_BEFORE:
+            batch_norm_forward(Z, H, mu, sig, gamma, beta, run_mean, run_var, training,
+                                   layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
+        alpha = theta[max(layout[l, A_OFF], 0):max(layout[l, A_OFF], 0) + max(layout[l, N_A], 1)]
+        activation_forward(layout[l, ACT], Z, A, D, layer_hp[l, P0], layer_hp[l, P1], alpha, pieces, training)
+        if bn == BN_AFTER:
+            batch_norm_forward(A, H, mu, sig, gamma, beta, run_mean, run_var, training,
+                               layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
+        p = layer_hp[l, DROPOUT]
+        if training and p > 0.0:
+            keep = 1.0 / (1.0 - p)  # inverted dropout: no rescaling at inference
             for i in range(nb):
-                for j in range(n_out):
-                    Z[i, j], D[i, j] = activate(code, Z[i, j], p0, p1)
-        A_in = Z
+                for j in range(units):
+                    M[i, j] = keep if np.random.random() >= p else 0.0
+                    A[i, j] *= M[i, j]
+        A_in = A
     return A_in
 
 
 @njit(cache=CACHE)
-def backward(theta, grad, layout, Xb, ws, offs, nb):
-    """Backward pass after `forward`: the output delta is in ping-pong buffer P0; fills grad."""
+def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
+    """Backward pass after `forward(training=True)`: dL/dZ of the output layer is in buffer P0;
+    fills grad."""
     L = layout.shape[0]
-    p_cur = offs[2 * L + 3]
-    p_next = offs[2 * L + 4]
+    cur = offs[3 + L]  # holds dL/dZ of the layer being processed
+    nxt = offs[4 + L]  # scratch for dL/dA of the layer below
     for l in range(L - 1, -1, -1):
         n_in = layout[l, N_IN]
-        n_out = layout[l, N_OUT]
-        A_in = Xb if l == 0 else _block(ws, offs[3 + 2 * (l - 1)], nb, n_in)
-        delta = _block(ws, p_cur, nb, n_out)
-        W = _block(theta, layout[l, W_OFF], n_in, n_out)
-        dW = _block(grad, layout[l, W_OFF], n_in, n_out)
-        db = grad[layout[l, B_OFF]:layout[l, B_OFF] + n_out]
-        dA_in = _block(ws, p_next, nb, n_in)
-        dense_backward(A_in, delta, W, dW, db, dA_in, l > 0)
-        if l > 0:
-            D = _block(ws, offs[4 + 2 * (l - 1)], nb, n_in)
+        width = layout[l, N_OUT] * layout[l, PIECES]
+        W = _block(theta, layout[l, W_OFF], n_in, width)
+        dW = _block(grad, layout[l, W_OFF], n_in, width)
+        db = grad[layout[l, B_OFF]:layout[l, B_OFF] + width]
+        dZ = _block(ws, cur, nb, width)
+        if l == 0:
+            dense_backward(Xb, dZ, W, dW, db, dZ, False)
+            return
+        # layer j = l - 1 fed this one: walk its steps back from its output to its Z
+        j = l - 1
+        Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, j, nb)
+        G = _block(ws, nxt, nb, n_in)
+        dense_backward(A, dZ, W, dW, db, G, True)
+        if layer_hp[j, DROPOUT] > 0.0:
             for i in range(nb):
-                for j in range(n_in):
-                    dA_in[i, j] *= D[i, j]
-            p_cur, p_next = p_next, p_cur
+                for k in range(n_in):
+                    G[i, k] *= M[i, k]
+        bn = layout[j, BN]
+        units = n_in
+        g = max(layout[j, G_OFF], 0)
+        gamma = theta[g:g + units]
+        dgamma = grad[g:g + units]
+        dbeta = grad[g + units:g + 2 * units]
+        if bn == BN_AFTER:
+            batch_norm_backward(G, H, sig, gamma, dgamma, dbeta)
+        pieces = layout[j, PIECES]
+        dZj = _block(ws, cur, nb, units * pieces)
+        code = layout[j, ACT]
+        if code == MAXOUT:
+            dZj[:, :] = 0.0
+            for i in range(nb):
+                for k in range(units):
+                    dZj[i, k * pieces + int(D[i, k])] = G[i, k]
+        else:
+            for i in range(nb):
+                for k in range(units):
+                    dZj[i, k] = G[i, k] * D[i, k]
+            if code == PRELU:
+                a = layout[j, A_OFF]
+                n_a = layout[j, N_A]
+                dalpha = grad[a:a + n_a]
+                dalpha[:] = 0.0
+                for i in range(nb):
+                    for k in range(units):
+                        if Z[i, k] < 0.0:
+                            dalpha[k if n_a > 1 else 0] += G[i, k] * Z[i, k]
+        if bn == BN_BEFORE:
+            batch_norm_backward(dZj, H, sig, gamma, dgamma, dbeta)
 
 
 @njit(cache=CACHE)
-def loss_and_gradient(theta, grad, layout, act_params, loss_code, loss_hp, Xb, Yb, swb, ws, offs):
-    """Mean loss on one batch and its gradient with respect to theta (written into grad)."""
+def weight_penalty(theta, grad, layout, l1, l2):
+    """Add the gradient of l1*|W| + l2*W^2 (weights only, not biases) to grad; return its value."""
+    total = 0.0
+    for l in range(layout.shape[0]):
+        for i in range(layout[l, W_OFF], layout[l, B_OFF]):
+            w = theta[i]
+            total += l1 * abs(w) + l2 * w * w
+            grad[i] += l1 * np.sign(w) + 2.0 * l2 * w
+    return total
+
+
+@njit(cache=CACHE)
+def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs):
+    """Mean loss on one batch (training mode) and its gradient with respect to theta."""
     nb = Xb.shape[0]
     L = layout.shape[0]
     K = layout[L - 1, N_OUT]
-    Zout = forward(theta, layout, act_params, Xb, ws, offs, nb)
-    delta = _block(ws, offs[2 * L + 3], nb, K)
+    Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True)
+    delta = _block(ws, offs[3 + L], nb, K)
     loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta)
-    backward(theta, grad, layout, Xb, ws, offs, nb)
+    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb)
     return loss
 
 
@@ -200,19 +374,72 @@ def clip_gradient(grad, clip_norm, clip_value):
 
 
 @njit(cache=CACHE)
-def train_epoch(theta, grad, layout, act_params, X, Y, sw, perm, batch_size, loss_code, loss_hp,
-                opt_code, opt_hp, s1, s2, t, clip_norm, clip_value, ws, stats):
+def _augment(Xb, Yb, swb, tmp, train_hp):
+    """Input noise, input dropout and mixup on one gathered batch, in place."""
+    nb, d = Xb.shape
+    sigma = train_hp[NOISE]
+    if sigma > 0.0:
+        for i in range(nb):
+            for j in range(d):
+                Xb[i, j] += sigma * np.random.standard_normal()
+    p = train_hp[INPUT_DROPOUT]
+    if p > 0.0:
+        keep = 1.0 / (1.0 - p)
+        for i in range(nb):
+            for j in range(d):
+                Xb[i, j] *= keep if np.random.random() >= p else 0.0
+    alpha = train_hp[MIXUP]
+    if alpha > 0.0 and nb > 1:
+        # mix each row with the row `shift` places on (Zhang et al., 2018: one lambda per batch)
+        lam = np.random.beta(alpha, alpha)
+        shift = np.random.randint(1, nb)
+        for arr in (Xb, Yb):
+            m = arr.shape[1]
+            T = _block(tmp, 0, nb, m)
+            T[:, :] = arr
+            for i in range(nb):
+                partner = (i + shift) % nb
+                for j in range(m):
+                    arr[i, j] = lam * T[i, j] + (1.0 - lam) * T[partner, j]
+        T1 = tmp[:nb]
+        T1[:] = swb
+        for i in range(nb):
+            swb[i] = lam * T1[i] + (1.0 - lam) * T1[(i + shift) % nb]
+
+
+@njit(cache=CACHE)
+def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, t):
+    record.record_common(rec, theta, grad, loss, epoch, t)
+    L = layout.shape[0]
+    for l in range(L):
+        Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, l, nb)
+        record.record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, l < L - 1)
+
+
+@njit(cache=CACHE)
+def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
+                opt_code, opt_hp, s1, s2, t, train_hp, seed, ws, stats, records, rec_every, rec_count, before,
+                epoch):
     """One epoch of mini-batch training over the rows in `perm`; returns the new step count t.
 
-    Rows are visited in perm's order, batch_size at a time. Returns early, leaving theta as it
-    was before the bad step, if a loss or gradient is not finite: stats[STATUS] says which and
-    stats[BAD_STEP] at which step of the epoch. stats[MEAN_LOSS] is the mean of the batch losses
-    over the epoch's rows (each taken before its update).
+    With rec_every > 0, every rec_every-th step (counted over the whole run by t) appends a row
+    of gradient statistics (nncli.kernels.record) to records at rec_count[0], and before (theta's
+    size) holds the weights before the update; rec_every = 0 records nothing.
+
+    Rows are visited in perm's order, batch_size at a time. Random draws (dropout, rrelu, noise,
+    mixup) come from numba's generator seeded with `seed` at the start of the epoch. Returns
+    early, before the bad step's update, if a loss or gradient is not finite: stats[STATUS] says
+    which and stats[BAD_STEP] at which step of the epoch. stats[MEAN_LOSS] is the mean of the
+    batch losses over the epoch's rows (each taken before its update), without weight penalties.
     """
     n = perm.shape[0]
     d = X.shape[1]
     K = Y.shape[1]
+    L = layout.shape[0]
+    np.random.seed(seed)
     offs = workspace_offsets(layout, batch_size)
+    augment = train_hp[NOISE] > 0.0 or train_hp[INPUT_DROPOUT] > 0.0 or train_hp[MIXUP] > 0.0
+    penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
     loss_sum = 0.0
     clipped = 0
     stats[STATUS] = OK
@@ -229,21 +456,36 @@ def train_epoch(theta, grad, layout, act_params, X, Y, sw, perm, batch_size, los
             for k in range(K):
                 Yb[i, k] = Y[r, k]
             swb[i] = sw[r]
-        loss = loss_and_gradient(theta, grad, layout, act_params, loss_code, loss_hp, Xb, Yb, swb, ws, offs)
+        if augment:
+            _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp)
+        loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs)
+        if penalty:
+            weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
+        rec = records[rec_count[0]] if rec_every > 0 and (t + 1) % rec_every == 0 else records[0, :0]
+        recording = rec.shape[0] > 0
+        if recording:
+            _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, t + 1)
+            rec_count[0] += 1
         if not math.isfinite(loss):
             stats[STATUS] = NONFINITE_LOSS
             stats[BAD_STEP] = step
             return t
-        norm = clip_gradient(grad, clip_norm, clip_value)
+        norm = clip_gradient(grad, train_hp[CLIP_NORM], train_hp[CLIP_VALUE])
         if not math.isfinite(norm):
             stats[STATUS] = NONFINITE_GRAD
             stats[BAD_STEP] = step
             return t
-        if clip_norm > 0.0 and norm > clip_norm:
-            clipped += 1
+        fired = train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
+        clipped += fired
         stats[LAST_GRAD_NORM] = norm
         t += 1
+        if recording:
+            rec[record.GRAD_NORM] = norm
+            rec[record.CLIPPED] = fired
+            before[:] = theta
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
+        if recording:
+            record.record_update(rec, theta, before, layout)
         loss_sum += loss * nb
         step += 1
     stats[CLIPPED_STEPS] = clipped
@@ -252,11 +494,11 @@ def train_epoch(theta, grad, layout, act_params, X, Y, sw, perm, batch_size, los
 
 
 @njit(cache=CACHE)
-def predict_logits(theta, layout, act_params, X, out, ws, chunk):
-    """Logits for every row of X (n, n_in) into out (n, K), chunk rows at a time."""
+def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk):
+    """Logits for every row of X (n, n_in) into out (n, K), in inference mode, chunk rows at a time."""
     n = X.shape[0]
     offs = workspace_offsets(layout, chunk)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        Zout = forward(theta, layout, act_params, X[start:start + nb], ws, offs, nb)
+        Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False)
         out[start:start + nb] = Zout
