@@ -172,7 +172,7 @@ def test_version():
 
 
 def test_commands_are_the_expected_ones():
-    assert sorted(COMMANDS) == ["eval", "info", "init", "predict", "train"]
+    assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "predict", "train"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
