@@ -92,6 +92,30 @@ def _check_writable(path: Path) -> None:
 HeaderOpt = Annotated[Optional[bool], typer.Option(
     "--header/--no-header", help="The data has (or has not) a header row; default: data.header (auto).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+DelimiterOpt = Annotated[Optional[str], typer.Option(
+    "--delimiter", help="Field separator of the CSV (data.delimiter; default ',' or the model's).")]
+EncodingOpt = Annotated[Optional[str], typer.Option(
+    "--encoding", help="Text encoding of the CSV (data.encoding; default utf-8 or the model's).")]
+
+
+def _format_overrides(delimiter, encoding) -> list[str]:
+    out = []
+    if delimiter is not None:
+        out.append(f"data.delimiter={json.dumps(delimiter)}")
+    if encoding is not None:
+        out.append(f"data.encoding={json.dumps(encoding)}")
+    return out
+
+
+def _load_model(path, delimiter=None, encoding=None):
+    """Load a model file; --delimiter/--encoding replace the training file's for this run."""
+    from nncli.model import load
+
+    model = load(path)
+    for key, value in (("delimiter", delimiter), ("encoding", encoding)):
+        if value is not None:
+            model.config["data"][key] = value
+    return model
 
 
 @app.command(epilog="Example: nncli train ../shared/data/pima-indians-diabetes.csv --config configs/pima.yaml "
@@ -110,6 +134,8 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override a config key, e.g. --set train.optimizer.lr=0.01 (repeatable).")] = None,
     header: HeaderOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
     grad_report: Annotated[bool, typer.Option(
@@ -123,6 +149,7 @@ def train(
             overrides.append(f"{key}={value}")
     if header is not None:
         overrides.append(f"data.header={'true' if header else 'false'}")
+    overrides += _format_overrides(delimiter, encoding)
     if val is not None and val_split is not None:
         raise typer.BadParameter("give --val-split or --val, not both")
 
@@ -164,15 +191,16 @@ def train(
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
     data: Annotated[Path, typer.Argument(help="Labelled CSV file.")],
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
     as_json: JsonOpt = False,
 ):
     """Print metrics of a model on labelled data."""
     def run():
-        from nncli.model import load
         from nncli.predict import evaluate as evaluate_fn
         from nncli.report import metrics_table
 
-        result = evaluate_fn(load(model), data)
+        result = evaluate_fn(_load_model(model, delimiter, encoding), data)
         if as_json:
             _emit_json(_clean(result))
         else:
@@ -189,15 +217,17 @@ def predict(
     proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class.")] = False,
     keep: Annotated[Optional[list[str]], typer.Option("--keep", help="Copy this input column (repeatable).")] = None,
     chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read and predicted at a time.")] = 100_000,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
 ):
     """Write one prediction per input row as CSV."""
     def run():
-        from nncli.model import load
         from nncli.predict import predict as predict_fn
 
         if out is not None:
             _check_writable(out)
-        predict_fn(load(model), data, out, proba=proba, keep=keep or [], chunk_rows=chunk_rows)
+        predict_fn(_load_model(model, delimiter, encoding), data, out, proba=proba, keep=keep or [],
+                   chunk_rows=chunk_rows)
 
     _run(run)
 
@@ -266,7 +296,7 @@ def inspect_grads(
         from nncli import config as config_mod
         from nncli.errors import GRADIENT_PROBLEM
         from nncli.gradients import VERDICTS, Thresholds, inspect, records_csv
-        from nncli.model import atomic_write, load
+        from nncli.model import atomic_write
         from nncli.report import TrainProgress, grad_report
 
         wanted = {w.strip() for w in fail_on.split(",") if w.strip()}
@@ -276,7 +306,7 @@ def inspect_grads(
                                      f"{', '.join(VERDICTS)}", param_hint="--fail-on")
         if csv is not None:
             _check_writable(csv)
-        trained = load(model) if model is not None else None
+        trained = _load_model(model) if model is not None else None
         cfg = trained.config if trained is not None else config_mod.load(config, overrides)
         console = _console()
         with TrainProgress(console, quiet=as_json or trained is not None) as progress:

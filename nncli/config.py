@@ -39,11 +39,17 @@ class Opt:
 class Ctx:
     """Where a value came from, for error messages."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, overridden=()):
         self.source = source
+        self.overridden = tuple(overridden)  # key paths set on the command line
 
     def fail(self, path: str, line: int | None, message: str):
-        where = f"{self.source}:{line}" if line is not None else self.source
+        if line is not None:
+            where = f"{self.source}:{line}"
+        elif any(path == k or path.startswith((k + ".", k + "[")) for k in self.overridden):
+            where = "command line"
+        else:
+            where = self.source
         raise ConfigError(f"{where}: {path}: {message}")
 
 
@@ -176,8 +182,12 @@ def read_named(registry: dict, kind: str, default_name: str | None, aliases=None
             node = Scalar(default_name, True, None)
         if isinstance(node, Scalar):
             node = Map({"name": node}, {"name": node.line}, node.line)
-        if not isinstance(node, Map) or "name" not in node.items:
+        if not isinstance(node, Map):
             ctx.fail(path, getattr(node, "line", None), f"expected a {kind} name or a mapping with 'name'")
+        if "name" not in node.items:  # `optimizer: {lr: 0.01}` or `--lr 0.01` alone: the default one
+            if default_name is None:
+                ctx.fail(path, node.line, f"expected a {kind} name or a mapping with 'name'")
+            node.items["name"] = Scalar(default_name, True, None)
         name = read_value(Opt("str", None, kind), node.items["name"], ctx, f"{path}.name")
         name = aliases.get(name, name)
         if name not in registry:
@@ -249,7 +259,7 @@ def load(path: str | Path | None, overrides: list[str] = (), build_schema=None) 
             raise ConfigError(f"{source}: the config is empty (run `nncli init DATA` for a starter config)")
     for item in overrides:
         raw = _apply_override(raw, item)
-    return read_section(schema, raw, Ctx(source), "")
+    return read_section(schema, raw, Ctx(source, [o.partition("=")[0].strip() for o in overrides]), "")
 
 
 def _apply_override(raw, item: str):

@@ -94,8 +94,8 @@ def _decode_error(path: Path, encoding: str) -> DataError:
             except UnicodeDecodeError as exc:
                 where = f" at line {number} (byte {raw[exc.start]:#04x})"
                 break
-    return DataError(f"{path}: not valid {encoding} text{where}; give the file's encoding in data.encoding "
-                     f"(e.g. --set data.encoding=latin-1)")
+    return DataError(f"{path}: not valid {encoding} text{where}; give the file's encoding with --encoding "
+                     f"(e.g. --encoding latin-1) or data.encoding")
 
 
 def _chunks(reader, path: Path, encoding: str):
@@ -206,7 +206,7 @@ def _check_shape(table: Table, delimiter: str) -> None:
             if other != delimiter and other in cell:
                 shown = "\\t" if other == "\t" else other
                 raise DataError(f"{table.path}: only one column was found, but the rows contain '{shown}': "
-                                f"is it the delimiter? Set data.delimiter (e.g. --set 'data.delimiter=\"{shown}\"')")
+                                f"is it the delimiter? Pass --delimiter '{shown}' or set data.delimiter")
 
 
 def split_rows(n: int, fraction: float, rng: np.random.Generator, strata: np.ndarray | None):

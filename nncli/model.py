@@ -27,6 +27,7 @@ from nncli.network import LayerSpec, Network
 from nncli.preprocess import Preprocessor
 
 FORMAT_VERSION = 1
+OUTPUT_ACTIVATION = {"binary": "sigmoid", "multiclass": "softmax", "regression": "identity"}
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -63,6 +64,14 @@ def atomic_write(path: Path, write) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write in {folder}: {exc.strerror}") from None
     try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would (or the replaced file's)
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -200,15 +209,18 @@ def _build(path: Path, meta: dict, members: dict) -> Model:
 def describe(model: Model, path) -> dict:
     """What `nncli info` shows: architecture, schema, training summary, versions."""
     prep, net = model.prep, model.network
-    final = {k: v[-1] for k, v in model.history.items() if v}
+    s = model.summary
+    e = s["best_epoch"] if s.get("restored_best") else s.get("epochs_run", 0)
+    final = {k: v[e - 1] for k, v in model.history.items() if v and 0 < e <= len(v)}  # the saved weights' epoch
     return {
         "file": str(path), "task": prep.task, "dtype": net.dtype.name, "parameters": net.n_params,
-        "network": " -> ".join([str(net.n_inputs)] + [f"{s.units} {s.activation}" for s in net.layers]),
+        "network": " -> ".join([str(net.n_inputs)] + [f"{s.units} {s.activation}" for s in net.layers[:-1]]
+                               + [f"{net.n_outputs} {OUTPUT_ACTIVATION[prep.task]}"]),
         "layers": net.describe(), "inputs": net.n_inputs, "target": prep.target, "labels": prep.labels,
         "features": [
             {"name": f.name, "kind": f.kind, "fill": f.fill, "center": f.center, "scale": f.scale,
              "categories": f.categories} for f in prep.features
         ],
         "trained_on": model.summary.get("data_file"), "epochs": model.summary.get("epochs_run"),
-        "summary": model.summary, "final": final, "versions": model.versions, "config": model.config,
+        "summary": model.summary, "saved_epoch": {"epoch": e, **final}, "versions": model.versions, "config": model.config,
     }

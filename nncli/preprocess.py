@@ -87,7 +87,10 @@ class Preprocessor:
 
     def _fit_target(self, table: Table, data_cfg: dict) -> None:
         raw = table.frame[self.target].str.strip()
-        empty = raw.isin(self.missing_values)
+        # a missing-value string is missing in a numeric target, but may be a class ("NA") otherwise
+        tokens = raw.isin(self.missing_values) & (raw != "")
+        others = pd.to_numeric(raw[~raw.isin(self.missing_values)], errors="coerce")
+        empty = (raw == "") | (tokens & bool(others.notna().all()))
         if empty.any():
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise DataError(f"{table.path}: line {table.line_of(row)}: the target '{self.target}' is missing")

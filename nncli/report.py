@@ -88,11 +88,14 @@ def train_summary(console: Console, result, model_path) -> None:
     t.add_row("network", architecture_line(model))
     t.add_row("epochs", f"{s['epochs_run']} ({s['stop_reason']}; best epoch {s['best_epoch']})")
     h = model.history
-    t.add_row("final train loss", _fmt(h["train_loss"][-1]))
+    # the model holds the best epoch's weights when early stopping restored them
+    e = s["best_epoch"] if s.get("restored_best") else s["epochs_run"]
+    which = f"epoch {e}" + (" (best, restored)" if s.get("restored_best") else "")
+    t.add_row(f"train loss, {which}", _fmt(h["train_loss"][e - 1]))
     if "val_loss" in h:
-        t.add_row("final val loss", _fmt(h["val_loss"][-1]))
+        t.add_row(f"val loss, {which}", _fmt(h["val_loss"][e - 1]))
     if "val_metric" in h:
-        t.add_row("final val metric", _fmt(h["val_metric"][-1]))
+        t.add_row(f"{s.get('metric_name') or 'val metric'}, {which}", _fmt(h["val_metric"][e - 1]))
     t.add_row("time", f"{result.timing['total_seconds']:.2f} s total, {result.timing['loop_seconds']:.3f} s "
                       f"in the training loop ({result.timing['us_per_step']:.1f} us/step)")
     t.add_row("model", str(model_path))
@@ -104,7 +107,9 @@ def architecture_line(model) -> str:
         f"{s.units} {s.activation}" if i < len(model.network.layers) - 1 else f"{s.units}"
         for i, s in enumerate(model.network.layers)
     ]
-    out = {"binary": "sigmoid", "multiclass": "softmax", "regression": "identity"}[model.prep.task]
+    from nncli.model import OUTPUT_ACTIVATION
+
+    out = OUTPUT_ACTIVATION[model.prep.task]
     return " -> ".join(sizes) + f" ({out} output, {model.network.n_params} parameters)"
 
 
@@ -139,7 +144,7 @@ def model_info(console: Console, info: dict) -> None:
     t.add_column(style="bold")
     t.add_column()
     for key in ("task", "network", "parameters", "dtype", "inputs", "target", "labels", "trained_on", "epochs",
-                "final", "versions"):
+                "saved_epoch", "versions"):
         if key in info:
             value = info[key]
             if isinstance(value, dict):
@@ -149,10 +154,11 @@ def model_info(console: Console, info: dict) -> None:
             t.add_row(key, str(value))
     console.print(t)
     layers = Table(title="layers")
-    for col in ("layer", "n_in", "n_out", "activation", "init", "params"):
+    cols = ("layer", "n_in", "n_out", "activation", "init", "dropout", "batch_norm", "params")
+    for col in cols:
         layers.add_column(col, justify="right")
     for row in info["layers"]:
-        layers.add_row(*(str(row[c]) for c in ("layer", "n_in", "n_out", "activation", "init", "params")))
+        layers.add_row(*(str(row[c]) for c in cols))
     console.print(layers)
     features = Table(title="input columns")
     for col in ("column", "kind", "fill", "center", "scale", "categories"):

@@ -37,8 +37,8 @@ train:
   loss: auto              # {loss} for this task
   seed: 0                 # the same seed gives the same model file, byte for byte
   shuffle: true
-  val_split: 0.2          # share of rows held out for validation (stratified for classes)
-  early_stopping: {{enabled: true, patience: 10, restore_best: true}}
+  val_split: {val_split}          # share of rows held out for validation (stratified for classes)
+  early_stopping: {{enabled: {early}, patience: 10, restore_best: true}}
   dtype: float32          # or float64
 """
 
@@ -71,4 +71,6 @@ def starter_config(path, target=None, header: str = "auto") -> str:
         categorical="[" + ", ".join(map(_name, cats)) + "]" if cats else "null",
         missing="[" + ", ".join(f'"{m}"' for m in DEFAULT_MISSING) + "]",
         output=output, h1=h1, h2=max(4, h1 // 2), loss=loss,
+        # too few rows to hold some out: train on all, without early stopping
+        val_split=0.2 if len(table.frame) >= 50 else 0.0, early="true" if len(table.frame) >= 50 else "false",
     )

@@ -44,6 +44,7 @@ class FitResult:
     steps: int
     records: np.ndarray  # (n_records, record.n_fields(L)) gradient statistics, empty unless recorded
     diverged: dict | None  # epoch, step and what became non-finite, when training stopped on it
+    restored_best: bool = False  # the weights are those of best_epoch, not of the last epoch
 
 
 @dataclass
@@ -221,7 +222,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     if best_theta is not None:
         theta[:], network.running[:] = best_theta
     return FitResult(history, epoch_no, best_epoch, stop_reason, loop_seconds, compile_seconds, t,
-                     records[:rec_count[0]], diverged)
+                     records[:rec_count[0]], diverged, best_theta is not None)
 
 
 def validation_metric(prep: Preprocessor) -> Callable:
@@ -279,6 +280,8 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
                  shuffle_rng, every, stop_on_divergence)
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
     summary = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
+               "restored_best": result.restored_best,
+               "metric_name": None if val_table is None else ("val_rmse" if prep.task == "regression" else "val_accuracy"),
                "steps": result.steps, "n_train": len(table.frame),
                "n_val": 0 if val_table is None else len(val_table.frame),
                "data_file": Path(data_path).name, "task": prep.task, "loss": loss_name(prep.task, train_cfg)}

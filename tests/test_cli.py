@@ -307,8 +307,6 @@ def test_init_quotes_column_names_that_yaml_would_misread(tmp_path):
         ("id", "numeric"), ("weight: kg", "numeric"), ("colour [main]", "categorical"), ("#tag", "categorical")]
 
 
-@pytest.mark.xfail(strict=True, reason="nncli/config.py: `--lr` (train.optimizer.lr) fails when the config does "
-                                       "not name the optimizer: read_named requires 'name' in the mapping")
 def test_lr_option_without_an_optimizer_in_the_config(tmp_path):
     result = invoke("train", CHURN, "--lr", 0.01, "--epochs", 1, "-o", tmp_path / "m.npz", "-q")
     assert result.exit_code == 0, result.stderr
@@ -412,7 +410,6 @@ def test_predict_output_file_is_written_atomically(files, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["p.csv"]
 
 
-@pytest.mark.xfail(strict=True, reason="nncli/model.py atomic_write: mkstemp makes the file 0600 whatever the umask")
 def test_predict_output_file_has_the_usual_permissions(files, tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
