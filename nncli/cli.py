@@ -7,6 +7,7 @@ commands, so `nncli --help` and `nncli --version` stay fast.
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -140,6 +141,9 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
     grad_report: Annotated[bool, typer.Option(
         "--grad-report", help="Record gradient statistics and print the inspect-grads table at the end.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", help="Continue the run a SIGINT/SIGTERM stopped, from the checkpoint it saved "
+                         "(same data, config and options).")] = None,
 ):
     """Train an MLP on a CSV file and save the model file."""
     overrides = list(set_ or [])
@@ -155,7 +159,7 @@ def train(
 
     def run():
         from nncli import config as config_mod
-        from nncli.model import save
+        from nncli.model import load_checkpoint, save
         from nncli.report import TrainProgress, train_summary
         from nncli.train import train as train_fn
 
@@ -164,9 +168,13 @@ def train(
         _check_writable(model_path)
         if model_path.exists() and model_path.resolve() == Path(data).resolve():
             raise OutputError(f"{model_path}: the model file would overwrite the training data")
+        checkpoint = load_checkpoint(resume) if resume is not None else None
         console = _console()
-        with TrainProgress(console, quiet=quiet or as_json) as progress:
-            result = train_fn(data, cfg, val_path=val, callback=progress, every=-1 if grad_report else 0)
+        with TrainProgress(console, quiet=quiet or as_json) as progress, _StopOnSignal() as stop:
+            result = train_fn(data, cfg, val_path=val, callback=progress, every=-1 if grad_report else 0,
+                              control=stop.control, resume=checkpoint)
+        if result.fit.interrupted is not None:
+            _save_checkpoint(result, data, model_path, stop.signal)
         save(result.model, model_path)
         report = None
         if grad_report:
@@ -185,6 +193,47 @@ def train(
                 show(console, report)
 
     _run(run)
+
+
+class _StopOnSignal:
+    """While active, SIGINT and SIGTERM ask the training kernel to stop before its next step."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.control = np.zeros(1, dtype=np.int64)
+        self.signal = None
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second signal: stop at once
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.signal = signum
+        self.control[0] = 1
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _save_checkpoint(result, data, model_path: Path, signum) -> None:
+    from nncli.data import file_digest
+    from nncli.errors import TERMINATED
+    from nncli.model import save_checkpoint
+
+    path = model_path.with_name(model_path.name.removesuffix(".npz") + ".ckpt.npz")
+    save_checkpoint(result.model, result.fit.state, file_digest(data), path)
+    where = result.fit.interrupted
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+    print(f"nncli: {name}: stopped at epoch {where['epoch']}, step {where['step']}; checkpoint saved to {path} "
+          f"(continue with the same command and --resume {path})", file=sys.stderr)
+    raise typer.Exit(TERMINATED if signum == signal.SIGTERM else INTERRUPTED)
 
 
 @app.command("eval", epilog="Example: nncli eval pima.npz test.csv --json")

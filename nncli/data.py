@@ -6,6 +6,7 @@ Errors name the file and the line (1-based, as an editor shows it).
 """
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +208,15 @@ def _check_shape(table: Table, delimiter: str) -> None:
                 shown = "\\t" if other == "\t" else other
                 raise DataError(f"{table.path}: only one column was found, but the rows contain '{shown}': "
                                 f"is it the delimiter? Pass --delimiter '{shown}' or set data.delimiter")
+
+
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes (to tell that a resumed run reads the same data)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def split_rows(n: int, fraction: float, rng: np.random.Generator, strata: np.ndarray | None):

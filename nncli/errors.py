@@ -14,6 +14,7 @@ DIVERGED = 6
 OUTPUT = 7
 GRADIENT_PROBLEM = 8
 INTERRUPTED = 130
+TERMINATED = 143
 
 EXIT_CODES = {
     OK: "success",
@@ -25,7 +26,8 @@ EXIT_CODES = {
     DIVERGED: "training diverged (non-finite loss or gradient)",
     OUTPUT: "output cannot be written",
     GRADIENT_PROBLEM: "inspect-grads found a problem named by --fail-on",
-    INTERRUPTED: "interrupted (SIGINT)",
+    INTERRUPTED: "interrupted (SIGINT; train saves a checkpoint to --resume from)",
+    TERMINATED: "terminated (SIGTERM; train saves a checkpoint to --resume from)",
 }
 
 

@@ -121,7 +121,11 @@ def _digest(members: dict[str, bytes]) -> str:
 
 def save(model: Model, path) -> None:
     """Write the model file atomically."""
-    members = _members(model)
+    _write_members(_members(model), path)
+
+
+def _write_members(members: dict[str, bytes], path) -> None:
+    """Add the checksum and write the zip, members in name order with fixed timestamps."""
     members["meta.sha256.npy"] = _npy_bytes(np.array(_digest(members)))
 
     def write(f):
@@ -137,36 +141,45 @@ def save(model: Model, path) -> None:
 def load(path) -> Model:
     """Read and check a model file; any problem is a ModelFileError naming the file and reason."""
     path = Path(path)
+    return _model_from_members(path, _checked_members(path))
+
+
+def _checked_members(path: Path) -> dict[str, bytes]:
+    """The file's members, after checking that it is an nncli file with an intact checksum."""
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
         with zipfile.ZipFile(path) as z:
             members = {name: z.read(name) for name in z.namelist()}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError) as exc:
+    except Exception as exc:  # a damaged zip can fail in many ways (zlib, struct, unicode, ...)
         raise ModelFileError(f"{path}: not an nncli model file (not a readable .npz: {exc})") from None
     if "meta.json.npy" not in members or "meta.sha256.npy" not in members:
         raise ModelFileError(f"{path}: not an nncli model file (no meta.json/meta.sha256 member)")
     stored = _read_string(path, "meta.sha256", members.pop("meta.sha256.npy"))
     if stored != _digest(members):
         raise ModelFileError(f"{path}: checksum mismatch: the file was changed or damaged after it was written")
+    return members
+
+
+def _model_from_members(path: Path, members: dict[str, bytes]) -> Model:
     try:
         meta = json.loads(_read_string(path, "meta.json", members["meta.json.npy"]))
     except json.JSONDecodeError:
         raise ModelFileError(f"{path}: meta.json is not valid JSON") from None
-    version = meta.get("format_version")
+    version = meta.get("format_version") if isinstance(meta, dict) else None
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: model format version {version} is newer than this nncli reads "
                              f"({FORMAT_VERSION}); upgrade nncli")
     try:
         return _build(path, meta, members)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: inconsistent model file: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: inconsistent model file: {exc!r}") from None
 
 
 def _read_npy(path: Path, name: str, data: bytes) -> np.ndarray:
     try:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # a damaged header can fail in many ways (ValueError, SyntaxError, ...)
         raise ModelFileError(f"{path}: member {name} is not a valid array: {exc}") from None
 
 
@@ -224,3 +237,35 @@ def describe(model: Model, path) -> dict:
         "trained_on": model.summary.get("data_file"), "epochs": model.summary.get("epochs_run"),
         "summary": model.summary, "saved_epoch": {"epoch": e, **final}, "versions": model.versions, "config": model.config,
     }
+
+
+# ----- checkpoints of interrupted training runs ----------------------------------------------------
+CHECKPOINT_ARRAYS = ("s1", "s2", "perm", "best_theta", "best_running")
+
+
+def save_checkpoint(model: Model, state, data_sha256: str, path) -> None:
+    """The model so far plus the TrainState (nncli.train) needed to resume it exactly."""
+    members = _members(model)
+    scalars = {k: v for k, v in vars(state).items() if k not in CHECKPOINT_ARRAYS}
+    scalars["data_sha256"] = data_sha256
+    members["state.json.npy"] = _npy_bytes(np.array(json.dumps(scalars, sort_keys=True)))
+    for name in CHECKPOINT_ARRAYS:
+        value = getattr(state, name)
+        if value is not None:
+            members[f"state.{name}.npy"] = _npy_bytes(value)
+    _write_members(members, path)
+
+
+def load_checkpoint(path):
+    """(model, state dict, data_sha256) from a checkpoint written by save_checkpoint."""
+    path = Path(path)
+    members = _checked_members(path)
+    if "state.json.npy" not in members:
+        raise ModelFileError(f"{path}: not a checkpoint (a model file? --resume takes the .ckpt.npz that an "
+                             f"interrupted `nncli train` wrote)")
+    state = json.loads(_read_string(path, "state.json", members.pop("state.json.npy")))
+    for name in CHECKPOINT_ARRAYS:
+        member = members.pop(f"state.{name}.npy", None)
+        state[name] = None if member is None else _read_npy(path, f"state.{name}", member)
+    model = _model_from_members(path, members)
+    return model, state, state.pop("data_sha256")

@@ -20,7 +20,7 @@ SCHEDULES = {
 class Schedule:
     """lr(epoch) for epoch = 0, 1, ...; `step(metric)` after each epoch moves to the next one."""
 
-    def __init__(self, cfg: dict, base_lr: float, epochs: int):
+    def __init__(self, cfg: dict, base_lr: float, epochs: int, counters: dict | None = None):
         self.name = cfg["name"]
         self.cfg = cfg
         self.base_lr = base_lr
@@ -30,6 +30,12 @@ class Schedule:
         self.best = math.inf
         self.bad_epochs = 0
         self.cooldown = 0
+        if counters:  # resuming
+            self.__dict__.update(counters)
+
+    def counters(self) -> dict:
+        """The state that changes from epoch to epoch (plain numbers, for checkpoints)."""
+        return {k: getattr(self, k) for k in ("epoch", "lr", "best", "bad_epochs", "cooldown")}
 
     def step(self, metric: float) -> float:
         """End of an epoch with the monitored metric (lower is better); returns the next lr."""

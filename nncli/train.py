@@ -4,6 +4,8 @@ Python runs once per epoch (shuffling, validation, early stopping, the progress 
 epoch's mini-batch loop runs in the compiled kernel nncli.kernels.mlp.train_epoch.
 """
 
+import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ class FitResult:
     records: np.ndarray  # (n_records, record.n_fields(L)) gradient statistics, empty unless recorded
     diverged: dict | None  # epoch, step and what became non-finite, when training stopped on it
     restored_best: bool = False  # the weights are those of best_epoch, not of the last epoch
+    interrupted: dict | None = None  # epoch, step where control stopped the run
+    state: "TrainState | None" = None  # to checkpoint an interrupted run
 
 
 @dataclass
@@ -121,14 +125,61 @@ def train_hp(train_cfg: dict, network: Network) -> np.ndarray:
     return hp
 
 
+@dataclass
+class TrainState:
+    """Everything a run carries from one step to the next beyond the weights: what a checkpoint
+    saves so that an interrupted and resumed run ends with the same model as an uninterrupted one."""
+
+    epoch: int = 1  # the epoch being trained (1-based)
+    step: int = 0  # steps of that epoch already done
+    t: int = 0  # optimizer steps so far
+    perm: np.ndarray | None = None  # the epoch's row order, once drawn
+    seed: int = 0  # the epoch's base seed for numba's generator (0: nothing random)
+    loss_sum: float = 0.0  # of the epoch so far
+    clipped: int = 0
+    history: dict = field(default_factory=lambda: {"train_loss": [], "val_loss": [], "val_metric": [], "lr": []})
+    best_value: float = np.inf
+    best_epoch: int = 0
+    waited: int = 0
+    best_theta: np.ndarray | None = None
+    best_running: np.ndarray | None = None
+    s1: np.ndarray | None = None  # optimizer state
+    s2: np.ndarray | None = None
+    schedule: dict | None = None  # Schedule's counters
+    rng: dict | None = None  # the shuffling generator's state before the next draw
+
+
+def run_interruptible(call):
+    """Run call() (a kernel that releases the GIL) in a worker thread, while the main thread
+    stays free to run signal handlers, which stop the kernel through its control array."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=target, name="nncli-kernel", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, task: str,
         metric: Callable | None = None, callback: Callable | None = None,
-        rng: np.random.Generator | None = None, every: int = 0, stop_on_divergence: bool = False) -> FitResult:
+        rng: np.random.Generator | None = None, every: int = 0, stop_on_divergence: bool = False,
+        state: TrainState | None = None, control: np.ndarray | None = None) -> FitResult:
     """Train `network` in place. metric(network, val) -> (name, value) scores validation data.
 
     every > 0 records gradient statistics every `every` steps (FitResult.records). A non-finite
     loss or gradient raises TrainingDiverged, or with stop_on_divergence ends training there
-    (FitResult.diverged names the epoch and step).
+    (FitResult.diverged names the epoch and step). `state` resumes an interrupted run (its
+    weights must be in network already); setting control[0] != 0 from a signal handler stops
+    training before the next step (FitResult.interrupted, FitResult.state to checkpoint).
     """
     dtype = network.dtype
     X = np.ascontiguousarray(train.X, dtype=dtype)
@@ -143,11 +194,16 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     lhp = loss_hp(train_cfg)
     opt_code, opt_hp = optimizer_hp(train_cfg["optimizer"])
     theta, grad = network.theta, np.zeros_like(network.theta)
-    s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
+    st = state or TrainState()
+    if st.s1 is None:
+        st.s1, st.s2 = np.zeros_like(theta), np.zeros_like(theta)
+    if st.rng is not None:
+        rng.bit_generator.state = st.rng
+    control = np.zeros(1, dtype=np.int64) if control is None else control
     ws = np.zeros(mlp.workspace_offsets(network.layout, batch_size)[-1], dtype=dtype)
     stats = np.zeros(mlp.N_STATS)
     thp = train_hp(train_cfg, network)
-    args = (network.layout, network.layer_hp)
+    stochastic = network.stochastic or thp[NOISE] > 0 or thp[MIXUP] > 0
 
     steps_per_epoch = -(-n // batch_size)
     records = np.zeros((steps_per_epoch * train_cfg["epochs"] // every + 2 if every else 1,
@@ -155,13 +211,13 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     rec_count = np.zeros(1, dtype=np.int64)
     before = np.empty_like(theta) if every else theta[:0]
 
-    def epoch(perm, t, seed, epoch_no):
-        return mlp.train_epoch(theta, network.running, grad, *args, X, Y, sw, perm, batch_size, loss_code, lhp,
-                               opt_code, opt_hp, s1, s2, t, thp, seed, ws, stats, records, every, rec_count, before,
-                               epoch_no)
+    def run_epoch(perm, t, seed, epoch_no, first_step):
+        return mlp.train_epoch(theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw, perm,
+                               batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, ws, stats,
+                               records, every, rec_count, before, epoch_no, first_step, control)
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
-    epoch(np.empty(0, np.int64), 0, 0, 0)
+    run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
     if val is not None:
         logits(network, val.X[:1])
     compile_seconds = time.perf_counter() - t0
@@ -174,55 +230,69 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
         raise ConfigError(f"train.early_stopping.monitor: '{monitor}' needs validation data "
                           f"(set train.val_split or --val)")
     maximize = monitor == "val_accuracy"
-    schedule = Schedule(train_cfg["schedule"], opt_hp[LR], train_cfg["epochs"])
-    best_value, best_epoch, best_theta, waited = np.inf, 0, None, 0
-    history = {"train_loss": [], "val_loss": [], "val_metric": [], "lr": []}
-    stop_reason = "completed all epochs"
-    loop_seconds, t, epochs, diverged = 0.0, 0, train_cfg["epochs"], None
-    for epoch_no in range(1, epochs + 1):
-        perm = rng.permutation(n) if train_cfg["shuffle"] else np.arange(n)
-        seed = int(rng.integers(2**31)) if network.stochastic or thp[NOISE] or thp[MIXUP] else 0
+    schedule = Schedule(train_cfg["schedule"], opt_hp[LR], train_cfg["epochs"], st.schedule)
+    opt_hp[LR] = schedule.lr
+    stop_reason, diverged, interrupted = "completed all epochs", None, None
+    loop_seconds, epochs = 0.0, train_cfg["epochs"]
+    while st.epoch <= epochs:
+        if st.perm is None:  # a new epoch: draw its order and seed
+            st.perm = rng.permutation(n) if train_cfg["shuffle"] else np.arange(n)
+            st.seed = int(rng.integers(1, 2**31 - 1)) if stochastic else 0
+            st.step, st.loss_sum, st.clipped = 0, 0.0, 0
+            st.rng = rng.bit_generator.state  # after this epoch's draws: where a resumed run goes on
+        stats[mlp.LOSS_SUM], stats[mlp.CLIPPED_STEPS] = st.loss_sum, st.clipped
         start = time.perf_counter()
-        t = epoch(perm, t, seed, epoch_no)
+        st.t = run_interruptible(lambda: run_epoch(st.perm, st.t, st.seed, st.epoch, st.step))
         seconds = time.perf_counter() - start
         loop_seconds += seconds
-        if stats[mlp.STATUS] != mlp.OK:
-            what = "loss" if stats[mlp.STATUS] == mlp.NONFINITE_LOSS else "gradient norm"
-            diverged = {"epoch": epoch_no, "step": int(stats[mlp.BAD_STEP]) + 1, "global_step": t + 1, "what": what}
-            message = (f"the training {what} became non-finite at epoch {epoch_no}, step {diverged['step']}; "
+        st.step, st.loss_sum, st.clipped = int(stats[mlp.STEP]), stats[mlp.LOSS_SUM], int(stats[mlp.CLIPPED_STEPS])
+        status = stats[mlp.STATUS]
+        if status == mlp.INTERRUPTED:
+            interrupted = {"epoch": st.epoch, "step": st.step, "global_step": st.t}
+            stop_reason = f"interrupted at epoch {st.epoch}, step {st.step}"
+            break
+        if status != mlp.OK:
+            what = "loss" if status == mlp.NONFINITE_LOSS else "gradient norm"
+            diverged = {"epoch": st.epoch, "step": st.step + 1, "global_step": st.t + 1, "what": what}
+            message = (f"the training {what} became non-finite at epoch {st.epoch}, step {st.step + 1}; "
                        f"lower train.optimizer.lr (now {opt_hp[LR]:g}) or set train.clip_norm (e.g. 1.0)")
             if not stop_on_divergence:
                 raise TrainingDiverged(message)
             stop_reason = message
             break
-        entry = {"epoch": epoch_no, "epochs": epochs, "train_loss": float(stats[mlp.MEAN_LOSS]),
-                  "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
-                  "lr": float(opt_hp[0]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0}
+        entry = {"epoch": st.epoch, "epochs": epochs, "train_loss": float(st.loss_sum / n),
+                 "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
+                 "lr": float(opt_hp[LR]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0,
+                 "clipped_steps": st.clipped}
         if val is not None:
             entry["val_loss"] = batch_loss(network, loss_code, lhp, val.X, val.Y, val.sw)
             if metric is not None:
                 entry["metric_name"], entry["val_metric"] = metric(network, val)
-        for key in history:
-            history[key].append(entry[key])
-        current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(
-            monitor, entry["val_metric"])
+        for key in st.history:
+            st.history[key].append(entry[key])
+        current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(monitor, entry["val_metric"])
         score = -current if maximize else current
-        if score < best_value - es["min_delta"]:
-            best_value, best_epoch, waited = score, epoch_no, 0
+        if score < st.best_value - es["min_delta"]:
+            st.best_value, st.best_epoch, st.waited = score, st.epoch, 0
             if es["enabled"] and es["restore_best"]:
-                best_theta = (theta.copy(), network.running.copy())
+                st.best_theta, st.best_running = theta.copy(), network.running.copy()
         else:
-            waited += 1
+            st.waited += 1
         opt_hp[LR] = schedule.step(score)
+        st.schedule = schedule.counters()
+        st.epoch += 1
+        st.perm = None
         if callback is not None:
             callback(entry)
-        if es["enabled"] and waited >= es["patience"]:
+        if es["enabled"] and st.waited >= es["patience"]:
             stop_reason = f"early stopping: {monitor} did not improve for {es['patience']} epochs"
             break
-    if best_theta is not None:
-        theta[:], network.running[:] = best_theta
-    return FitResult(history, epoch_no, best_epoch, stop_reason, loop_seconds, compile_seconds, t,
-                     records[:rec_count[0]], diverged, best_theta is not None)
+    restored = st.best_theta is not None and interrupted is None
+    if restored:
+        theta[:], network.running[:] = st.best_theta, st.best_running
+    epochs_run = st.epoch - 1
+    return FitResult(st.history, epochs_run, st.best_epoch, stop_reason, loop_seconds, compile_seconds, st.t,
+                     records[:rec_count[0]], diverged, restored, interrupted, st)
 
 
 def validation_metric(prep: Preprocessor) -> Callable:
@@ -239,10 +309,13 @@ def validation_metric(prep: Preprocessor) -> Callable:
 
 
 def train(data_path, config: dict, *, val_path=None, callback: Callable | None = None, every: int = 0,
-          stop_on_divergence: bool = False) -> TrainResult:
+          stop_on_divergence: bool = False, control: np.ndarray | None = None, resume=None) -> TrainResult:
     """Fit preprocessing and network on a CSV file; returns the model (not yet saved).
 
     every: record gradient statistics every `every` steps (0: none; -1: about 400 over the run).
+    control: control[0] != 0 stops training before the next step (result.fit.interrupted).
+    resume: (model, state, data_sha256) from nncli.model.load_checkpoint, to continue that run;
+    the config and the data must be the ones it was made with.
     """
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
@@ -273,11 +346,14 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     val_arrays = _arrays(prep, val_table, dtype, train_cfg["class_weight"]) if val_table is not None else None
     network = build_network(prep.n_inputs, prep.n_outputs, config["model"], dtype)
     network.initialize(init_rng, config["model"]["init_gain"])
+    state = None
+    if resume is not None:
+        state = _resume_state(resume, config, data_path, network)
     if every < 0:
         steps = -(-len(train_arrays.X) // min(train_cfg["batch_size"], len(train_arrays.X))) * train_cfg["epochs"]
         every = max(1, steps // 400)
     result = fit(network, train_arrays, val_arrays, train_cfg, prep.task, validation_metric(prep), callback,
-                 shuffle_rng, every, stop_on_divergence)
+                 shuffle_rng, every, stop_on_divergence, state, control)
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
     summary = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
                "restored_best": result.restored_best,
@@ -290,6 +366,32 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
               "compile_seconds": result.compile_seconds,
               "us_per_step": 1e6 * result.loop_seconds / max(result.steps, 1)}
     return TrainResult(model, result, summary["n_train"], summary["n_val"], timing)
+
+
+def _resume_state(resume, config: dict, data_path, network: Network) -> TrainState:
+    """Check that a checkpoint fits this run, put its weights in network, return its state."""
+    from nncli.data import file_digest
+
+    model, state, data_sha = resume
+    now = json.loads(json.dumps(config))
+    if model.config != now:
+        raise ConfigError(f"--resume: the checkpoint was made with another config ({_first_difference(model.config, now)}); "
+                          f"resume with the same config and options")
+    if file_digest(data_path) != data_sha:
+        raise ConfigError(f"--resume: {data_path} is not the data the checkpoint was trained on")
+    if model.network.theta.shape != network.theta.shape:
+        raise ConfigError("--resume: the checkpoint's network does not match this config")
+    network.theta[:] = model.network.theta
+    network.running[:] = model.network.running
+    return TrainState(**state)
+
+
+def _first_difference(old, new, path="") -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+    return f"{path}: {old!r} then, {new!r} now"
 
 
 def _arrays(prep: Preprocessor, table, dtype, class_weight="none") -> Arrays:

@@ -213,7 +213,7 @@ def _full_config(opt):
     return {**defaults, **opt}
 
 
-NO_RECORDS = (np.zeros((1, 1)), 0, np.zeros(1, np.int64), np.zeros(0), 0)
+NO_RECORDS = (np.zeros((1, 1)), 0, np.zeros(1, np.int64), np.zeros(0), 0, 0, np.zeros(1, np.int64))
 
 
 def train_hp(clip_norm=0.0):
@@ -231,11 +231,12 @@ def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
     stats = np.zeros(mlp.N_STATS)
     losses, t = [], 0
     for _ in range(steps):
+        stats[mlp.LOSS_SUM] = 0.0
         t = mlp.train_epoch(net.theta, net.running, grad, net.layout, net.layer_hp, X, Y, np.ones(n), np.arange(n), n,
                             LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, ws, stats,
                             *NO_RECORDS)
         assert stats[mlp.STATUS] == mlp.OK
-        losses.append(stats[mlp.MEAN_LOSS])
+        losses.append(stats[mlp.LOSS_SUM] / n)
     return np.array(losses), stats
 
 
@@ -295,6 +296,6 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     t = mlp.train_epoch(net.theta, net.running, z.copy(), net.layout, net.layer_hp, X, Y, np.ones(3), np.arange(3),
                         1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, ws, stats,
                         *NO_RECORDS)
-    assert stats[mlp.STATUS] != mlp.OK and stats[mlp.BAD_STEP] == 1 and t == 1
+    assert stats[mlp.STATUS] != mlp.OK and stats[mlp.STEP] == 1 and t == 1
     assert not np.array_equal(net.theta, before)  # the first, finite step was applied
     assert np.all(np.isfinite(net.theta))

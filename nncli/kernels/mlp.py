@@ -34,8 +34,8 @@ from nncli.kernels.optim import apply_updates
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
 BLAS_MIN_MACS = 32768
 
-OK, NONFINITE_LOSS, NONFINITE_GRAD = 0, 1, 2
-STATUS, BAD_STEP, LAST_GRAD_NORM, CLIPPED_STEPS, MEAN_LOSS = range(5)
+OK, NONFINITE_LOSS, NONFINITE_GRAD, INTERRUPTED = 0, 1, 2, 3
+STATUS, STEP, LAST_GRAD_NORM, CLIPPED_STEPS, LOSS_SUM = range(5)
 N_STATS = 5
 
 
@@ -416,35 +416,44 @@ def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, 
         record.record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, l < L - 1)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, nogil=True)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
                 opt_code, opt_hp, s1, s2, t, train_hp, seed, ws, stats, records, rec_every, rec_count, before,
-                epoch):
-    """One epoch of mini-batch training over the rows in `perm`; returns the new step count t.
+                epoch, first_step, control):
+    """Mini-batch training over the rows in `perm` from step `first_step` of the epoch to its end;
+    returns the new optimizer step count t.
+
+    Rows are visited in perm's order, batch_size at a time. With seed != 0, numba's generator is
+    reseeded with seed + step before every step, so that the random draws of a step (dropout,
+    rrelu, noise, mixup) do not depend on where a run was interrupted and resumed.
+
+    Stops early, leaving stats[STATUS] != OK and stats[STEP] = the step of the epoch it stopped
+    at: before the update of a step whose loss or gradient is not finite (NONFINITE_*), or before
+    a step when control[0] != 0 (INTERRUPTED: set from another thread; this kernel runs without
+    the GIL). Otherwise stats[STEP] ends at the number of steps in the epoch. stats[LOSS_SUM] and
+    stats[CLIPPED_STEPS] accumulate over calls (sum of batch loss * rows, before each update and
+    without weight penalties; steps where clipping fired): the caller resets them per epoch.
 
     With rec_every > 0, every rec_every-th step (counted over the whole run by t) appends a row
     of gradient statistics (nncli.kernels.record) to records at rec_count[0], and before (theta's
     size) holds the weights before the update; rec_every = 0 records nothing.
-
-    Rows are visited in perm's order, batch_size at a time. Random draws (dropout, rrelu, noise,
-    mixup) come from numba's generator seeded with `seed` at the start of the epoch. Returns
-    early, before the bad step's update, if a loss or gradient is not finite: stats[STATUS] says
-    which and stats[BAD_STEP] at which step of the epoch. stats[MEAN_LOSS] is the mean of the
-    batch losses over the epoch's rows (each taken before its update), without weight penalties.
     """
     n = perm.shape[0]
     d = X.shape[1]
     K = Y.shape[1]
     L = layout.shape[0]
-    np.random.seed(seed)
     offs = workspace_offsets(layout, batch_size)
     augment = train_hp[NOISE] > 0.0 or train_hp[INPUT_DROPOUT] > 0.0 or train_hp[MIXUP] > 0.0
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
-    loss_sum = 0.0
-    clipped = 0
     stats[STATUS] = OK
-    step = 0
-    for start in range(0, n, batch_size):
+    step = first_step
+    for start in range(first_step * batch_size, n, batch_size):
+        stats[STEP] = step
+        if control[0] != 0:
+            stats[STATUS] = INTERRUPTED
+            return t
+        if seed != 0:
+            np.random.seed((seed + step) % 2147483647)
         nb = min(batch_size, n - start)
         Xb = _block(ws, offs[0], nb, d)
         Yb = _block(ws, offs[1], nb, K)
@@ -468,15 +477,13 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
             rec_count[0] += 1
         if not math.isfinite(loss):
             stats[STATUS] = NONFINITE_LOSS
-            stats[BAD_STEP] = step
             return t
         norm = clip_gradient(grad, train_hp[CLIP_NORM], train_hp[CLIP_VALUE])
         if not math.isfinite(norm):
             stats[STATUS] = NONFINITE_GRAD
-            stats[BAD_STEP] = step
             return t
         fired = train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
-        clipped += fired
+        stats[CLIPPED_STEPS] += fired
         stats[LAST_GRAD_NORM] = norm
         t += 1
         if recording:
@@ -486,10 +493,9 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
         if recording:
             record.record_update(rec, theta, before, layout)
-        loss_sum += loss * nb
+        stats[LOSS_SUM] += loss * nb
         step += 1
-    stats[CLIPPED_STEPS] = clipped
-    stats[MEAN_LOSS] = loss_sum / max(n, 1)
+    stats[STEP] = step
     return t
 
 
