@@ -195,6 +195,15 @@ def train(
     _run(run)
 
 
+def _note_unused(model, data, keep=()) -> None:
+    from nncli.predict import unused_columns
+
+    unused = unused_columns(model, data, keep)
+    if unused:
+        print(f"nncli: note: {data}: ignoring column(s) the model does not use: {', '.join(unused)}",
+              file=sys.stderr)
+
+
 class _StopOnSignal:
     """While active, SIGINT and SIGTERM ask the training kernel to stop before its next step."""
 
@@ -249,7 +258,9 @@ def evaluate(
         from nncli.predict import evaluate as evaluate_fn
         from nncli.report import metrics_table
 
-        result = evaluate_fn(_load_model(model, delimiter, encoding), data)
+        loaded = _load_model(model, delimiter, encoding)
+        _note_unused(loaded, data)
+        result = evaluate_fn(loaded, data)
         if as_json:
             _emit_json(_clean(result))
         else:
@@ -275,8 +286,9 @@ def predict(
 
         if out is not None:
             _check_writable(out)
-        predict_fn(_load_model(model, delimiter, encoding), data, out, proba=proba, keep=keep or [],
-                   chunk_rows=chunk_rows)
+        loaded = _load_model(model, delimiter, encoding)
+        _note_unused(loaded, data, keep or [])
+        predict_fn(loaded, data, out, proba=proba, keep=keep or [], chunk_rows=chunk_rows)
 
     _run(run)
 

@@ -47,6 +47,15 @@ def read_for_model(model: Model, path, chunk_rows=None):
                       chunk_rows=chunk_rows)
 
 
+def unused_columns(model: Model, data_path, keep=()) -> list[str]:
+    """Columns of a file that the model does not use (neither a feature nor the target nor kept)."""
+    first = next(iter(read_for_model(model, data_path, chunk_rows=1)))
+    if not first.has_header:
+        return []
+    used = {f.name for f in model.prep.features} | {model.prep.target} | set(keep)
+    return [c for c in first.frame.columns if c not in used]
+
+
 def output_frame(model: Model, table: Table, proba: bool, keep: list[str]) -> pd.DataFrame:
     table = model.prep.match_columns(table)
     X = model.prep.transform(table, model.network.dtype)

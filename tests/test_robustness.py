@@ -211,3 +211,15 @@ def test_zip_members_in_any_order_are_read(good_model, tmp_path):
         for name in reversed(sorted(members)):
             z.writestr(name, members[name])
     assert model_file.load(tmp_path / "r.npz").network.n_params > 0
+
+
+def test_extra_columns_are_ignored_with_a_note_and_order_does_not_matter(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y\n" + "".join(f"{i % 5},{i % 3},{i % 2}\n" for i in range(30)))
+    assert runner.invoke(app, ["train", str(tmp_path / "t.csv"), "-q", "--epochs", "2",
+                               "-o", str(tmp_path / "m.npz")]).exit_code == OK
+    (tmp_path / "u.csv").write_text("extra,b,a\n" + "".join(f"9,{i % 3},{i % 5}\n" for i in range(30)))
+    plain = runner.invoke(app, ["predict", str(tmp_path / "m.npz"), str(tmp_path / "t.csv"), "--proba"])
+    moved = runner.invoke(app, ["predict", str(tmp_path / "m.npz"), str(tmp_path / "u.csv"), "--proba"])
+    assert moved.exit_code == OK and moved.stdout == plain.stdout
+    assert moved.stderr == f"nncli: note: {tmp_path / 'u.csv'}: ignoring column(s) the model does not use: extra\n"
+    assert plain.stderr == ""
