@@ -70,21 +70,26 @@ def predictions(csv_text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(csv_text), dtype={"prediction": str}, keep_default_na=False)
 
 
+def train_and_eval(data, config, tmp_path, seeds, *predict_args):
+    """Train `config` on a stratified 25% split per seed, eval each model on its test part, and
+    predict the first seed's test part; returns (splits, eval results, predict output)."""
+    splits = {s: split_csv(data, tmp_path / str(s), s, header=False, stratify=True) for s in seeds}
+    run_many({s: ("train", splits[s].train, "-c", CONFIGS / config, "--seed", s,
+                  "-o", tmp_path / f"{s}.npz", "-q") for s in seeds})
+    out = run_many({**{s: ("eval", tmp_path / f"{s}.npz", splits[s].test, "--json") for s in seeds},
+                    "predict": ("predict", tmp_path / "0.npz", splits[0].test, *predict_args)})
+    return splits, [json.loads(out[s]) for s in seeds], out["predict"]
+
+
 # ----- (a) the lecture's Pima example ------------------------------------------------------------
 def test_pima_lecture_config_reaches_75_percent(tmp_path):
     """configs/pima.yaml, 5 seeds of a stratified 25% test split: 0.7667 mean test accuracy."""
-    data = shared_csv("pima-indians-diabetes.csv")
-    seeds = range(5)
-    splits = {s: split_csv(data, tmp_path / str(s), s, header=False, stratify=True) for s in seeds}
-    run_many({s: ("train", splits[s].train, "-c", CONFIGS / "pima.yaml", "--seed", s,
-                  "-o", tmp_path / f"{s}.npz", "-q") for s in seeds})
-    out = run_many({**{s: ("eval", tmp_path / f"{s}.npz", splits[s].test, "--json") for s in seeds},
-                    "predict": ("predict", tmp_path / "0.npz", splits[0].test)})
-    results = [json.loads(out[s]) for s in seeds]
+    splits, results, predicted = train_and_eval(shared_csv("pima-indians-diabetes.csv"), "pima.yaml", tmp_path,
+                                                range(5))
     assert [r["n"] for r in results] == [192] * 5  # 125 of 500 negatives + 67 of 268 positives
     correct = sum(round(r["accuracy"] * r["n"]) for r in results)  # whole rows: no rounding at 0.75
     assert correct / (192 * 5) >= 0.75
-    pred = predictions(out["predict"])["prediction"]
+    pred = predictions(predicted)["prediction"]
     assert results[0]["accuracy"] == pytest.approx(skm.accuracy_score(splits[0].y_test, pred))
     assert results[0]["roc_auc"] > 0.75
 
@@ -95,16 +100,9 @@ IRIS = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
 
 def test_iris_multiclass_with_string_labels(tmp_path):
     """configs/iris.yaml, 3 seeds of a stratified 25% split (36 rows): 0.917, 0.972, 1.0."""
-    data = shared_csv("iris.csv")
-    seeds = range(3)
-    splits = {s: split_csv(data, tmp_path / str(s), s, header=False, stratify=True) for s in seeds}
-    run_many({s: ("train", splits[s].train, "-c", CONFIGS / "iris.yaml", "--seed", s,
-                  "-o", tmp_path / f"{s}.npz", "-q") for s in seeds})
-    out = run_many({**{s: ("eval", tmp_path / f"{s}.npz", splits[s].test, "--json") for s in seeds},
-                    "predict": ("predict", tmp_path / "0.npz", splits[0].test, "--proba")})
-    results = [json.loads(out[s]) for s in seeds]
+    splits, results, predicted = train_and_eval(shared_csv("iris.csv"), "iris.yaml", tmp_path, range(3), "--proba")
     assert np.mean([r["accuracy"] for r in results]) > 0.9  # chance is 1/3
-    pred = predictions(out["predict"])
+    pred = predictions(predicted)
     assert list(pred.columns) == ["prediction"] + [f"proba_{label}" for label in IRIS]
     assert set(pred["prediction"]) <= set(IRIS)  # the original strings come back
     y_true = splits[0].y_test
