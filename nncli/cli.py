@@ -344,6 +344,31 @@ def activations(as_json: JsonOpt = False):
     _run(run)
 
 
+@app.command("make-data", epilog="Example: nncli make-data spiral --n 600 --noise 10 --seed 1 -o spiral.csv")
+def make_data(
+    name: Annotated[str, typer.Argument(
+        help="Data set: circle, xor, gauss, spiral (classes 0/1), plane, multigauss (regression).")],
+    n: Annotated[int, typer.Option("--n", "-n", help="Number of rows.")] = 500,
+    noise: Annotated[float, typer.Option(help="Noise in percent, 0 to 50, as the Playground's slider.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (default: stdout).")] = None,
+):
+    """Write one of TensorFlow Playground's 2-D data sets as CSV (columns x1, x2, label)."""
+    def run():
+        from nncli.model import atomic_write
+        from nncli.playground import csv_text, generate
+
+        if out is not None:
+            _check_writable(out)
+        text = csv_text(*generate(name, n, noise, seed))
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write(out, lambda f: f.write(text.encode()))
+
+    _run(run)
+
+
 def _run(fn) -> None:
     """Run a command body: nncli's errors become one line on stderr and their exit code."""
     try:

@@ -43,7 +43,7 @@ def read_for_model(model: Model, path, chunk_rows=None):
     # a model trained with a header reads files with or without one (then by position)
     header = "auto" if prep.has_header else "false"
     return read_table(path, header=header, delimiter=cfg["delimiter"], encoding=cfg["encoding"],
-                      expected_names=[f.name for f in prep.features] if prep.has_header else None,
+                      expected_names=prep.source_columns() if prep.has_header else None,
                       chunk_rows=chunk_rows)
 
 

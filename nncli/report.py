@@ -164,7 +164,7 @@ def model_info(console: Console, info: dict) -> None:
     for col in ("column", "kind", "fill", "center", "scale", "categories"):
         features.add_column(col, overflow="fold", no_wrap=col == "column")  # never cut a name to "…"
     for f in info["features"]:
-        numeric = f["kind"] == "numeric"  # a one-hot column has no centre or scale
+        numeric = f["kind"] != "categorical"  # a one-hot column has no centre or scale
         features.add_row(f["name"], f["kind"], _fmt(f["fill"]), _fmt(f["center"]) if numeric else "-",
                          _fmt(f["scale"]) if numeric else "-",
                          ", ".join(f["categories"][:8]) + (" ..." if len(f["categories"]) > 8 else ""))
