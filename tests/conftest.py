@@ -8,6 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NNCLI_SHARED_DATA", ROOT.parent / "shared" / "data"))
 REQUIRE_SHARED = os.environ.get("NNCLI_REQUIRE_SHARED_DATA") == "1"
+REQUIRE_PLOT = os.environ.get("NNCLI_REQUIRE_PLOT") == "1"
 
 
 def shared_csv(name: str) -> Path:
@@ -19,3 +20,14 @@ def shared_csv(name: str) -> Path:
             pytest.fail(message + " (NNCLI_REQUIRE_SHARED_DATA=1)")
         pytest.skip(message)
     return path
+
+
+def require_matplotlib():
+    """Skip a picture test without matplotlib (the plot extra); fail instead when CI requires it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        message = "matplotlib (pip install 'nncli[plot]') is not installed"
+        if REQUIRE_PLOT:
+            pytest.fail(message + " (NNCLI_REQUIRE_PLOT=1)")
+        pytest.skip(message)

@@ -172,7 +172,8 @@ def test_version():
 
 
 def test_commands_are_the_expected_ones():
-    assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "predict", "train"]
+    assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "make-data", "plot", "predict",
+                                "train"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
