@@ -2,8 +2,9 @@
 
 Generators are checked against their rules written out again here (radius, sign of x1*x2, the
 spiral arms, a plain-loop reference for the Gaussian bumps). Derived features are checked
-against numpy on the CSV read by pandas. The configs are run as a shell script would run them
-(`python -m nncli` in subprocesses), on a held-out half of noise-free data.
+against numpy on the CSV read by pandas. The configs are trained and evaluated through the CLI
+on a held-out half of noise-free data, and the circle's whole pipeline once more as a shell
+script would run it (`python -m nncli` in bash).
 """
 
 import io
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, nncli_many
 from nncli import config, playground
 from nncli.cli import app
 from nncli.data import read_table
@@ -27,25 +28,13 @@ from nncli.model import load
 from nncli.preprocess import Preprocessor
 
 CONFIGS = ROOT / "configs"
-ENV = {**{k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")},
-       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+# `python -m nncli` runs this checkout's nncli, installed or not
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 runner = CliRunner()
 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def nncli_many(commands: dict) -> dict:
-    """Run `python -m nncli ...` commands side by side; returns {key: CompletedProcess}."""
-    procs = {key: subprocess.Popen([sys.executable, "-m", "nncli", *map(str, args)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=ENV)
-             for key, args in commands.items()}
-    done = {}
-    for key, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        done[key] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return done
 
 
 # ----- generators ------------------------------------------------------------------------------
