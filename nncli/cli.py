@@ -160,7 +160,7 @@ def train(
     def run():
         from nncli import config as config_mod
         from nncli.model import load_checkpoint, save
-        from nncli.report import TrainProgress, train_summary
+        from nncli.report import TrainProgress, learning_curve, train_summary
         from nncli.train import train as train_fn
 
         cfg = config_mod.load(config, overrides)
@@ -187,6 +187,7 @@ def train(
                                "timing": result.timing, **extra}))
         elif not quiet:
             train_summary(console, result, model_path)
+            learning_curve(console, result.model.history)
             if report is not None:
                 from nncli.report import grad_report as show
 
@@ -340,6 +341,8 @@ def inspect_grads(
     header: HeaderOpt = None,
     as_json: JsonOpt = False,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the per-step records to this CSV.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Draw the gradient norm per layer over training to this .png or .svg (needs nncli[plot]).")] = None,
     fail_on: Annotated[str, typer.Option(
         help="Exit with code 8 if any of these is found: vanishing, exploding, nan, dead (comma-separated).")] = "",
     vanishing: Annotated[float, typer.Option(help="Vanishing: first/output gradient-norm ratio below this.")] = 1e-3,
@@ -367,6 +370,11 @@ def inspect_grads(
                                      f"{', '.join(VERDICTS)}", param_hint="--fail-on")
         if csv is not None:
             _check_writable(csv)
+        if plot is not None:
+            from nncli.plots import require
+
+            require(plot)
+            _check_writable(plot)
         trained = _load_model(model) if model is not None else None
         cfg = trained.config if trained is not None else config_mod.load(config, overrides)
         console = _console()
@@ -376,6 +384,10 @@ def inspect_grads(
         if csv is not None:
             text = records_csv(report).encode()
             atomic_write(csv, lambda f: f.write(text))
+        if plot is not None:
+            from nncli.plots import grad_plot
+
+            grad_plot(report, plot)
         if as_json:
             _emit_json(_clean(report.to_dict()))
         else:
@@ -388,12 +400,23 @@ def inspect_grads(
     _run(run)
 
 
-@app.command(epilog="Example: nncli activations --json")
-def activations(as_json: JsonOpt = False):
+@app.command(epilog="Example: nncli activations --plot activations.png")
+def activations(
+    as_json: JsonOpt = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Also draw each activation and its derivative to this .png or .svg (needs nncli[plot]).")] = None,
+):
     """List every activation nncli knows, with its formula and parameters."""
     def run():
         from nncli.kernels.activations import ACTIVATIONS
         from nncli.report import activations_table
+
+        if plot is not None:
+            from nncli.plots import activations_plot, require
+
+            require(plot)
+            _check_writable(plot)
+            activations_plot(plot)
 
         rows = [{"name": a.name, "formula": a.formula, "params": a.params, "family": a.family,
                  "trainable": a.trainable, "note": a.why_not} for a in ACTIVATIONS.values()]
@@ -401,6 +424,56 @@ def activations(as_json: JsonOpt = False):
             _emit_json(rows)
         else:
             activations_table(_console(), rows)
+
+    _run(run)
+
+
+@app.command(epilog="Example: nncli plot circle.npz --data circle.csv --data test.csv -o circle.png")
+def plot(
+    model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Picture file, .png or .svg.")],
+    data: Annotated[Optional[list[Path]], typer.Option(
+        "--data", help="Draw this CSV's rows on the surface (repeatable: e.g. the training and the test file).")] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+):
+    """Draw a model: its decision surface with data points (two-column models) and its learning curves.
+
+    Needs the plot extra: pip install 'nncli[plot]'.
+    """
+    def run():
+        from nncli.plots import model_plot, require
+
+        require(out)
+        _check_writable(out)
+        note = model_plot(_load_model(model, delimiter, encoding), list(data or []), out)
+        if note:
+            print(f"nncli: note: {note}", file=sys.stderr)
+
+    _run(run)
+
+
+@app.command("make-data", epilog="Example: nncli make-data spiral --n 600 --noise 10 --seed 1 -o spiral.csv")
+def make_data(
+    name: Annotated[str, typer.Argument(
+        help="Data set: circle, xor, gauss, spiral (classes 0/1), plane, multigauss (regression).")],
+    n: Annotated[int, typer.Option("--n", "-n", help="Number of rows.")] = 500,
+    noise: Annotated[float, typer.Option(help="Noise in percent, 0 to 50, as the Playground's slider.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (default: stdout).")] = None,
+):
+    """Write one of TensorFlow Playground's 2-D data sets as CSV (columns x1, x2, label)."""
+    def run():
+        from nncli.model import atomic_write
+        from nncli.playground import csv_text, generate
+
+        if out is not None:
+            _check_writable(out)
+        text = csv_text(*generate(name, n, noise, seed))
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write(out, lambda f: f.write(text.encode()))
 
     _run(run)
 

@@ -23,7 +23,11 @@ _NULL = {"null", "~", ""}
 
 @dataclass(frozen=True)
 class Opt:
-    """One leaf of the schema. `kind` picks the reader; `check` may add a further test."""
+    """One leaf of the schema. `kind` picks the reader; `check` may add a further test.
+
+    check(value) returns the value to keep (it may rewrite it, say, to a canonical spelling) or
+    raises ValueError with the reason; for list kinds it is called on each item.
+    """
 
     kind: str  # int | float | bool | str | choice | column | columns | strings | any
     default: Any
@@ -34,6 +38,7 @@ class Opt:
     hi_open: bool = False
     choices: tuple = ()
     nullable: bool = False
+    check: Callable | None = None
 
 
 class Ctx:
@@ -81,9 +86,19 @@ def read_value(opt: Opt, node, ctx: Ctx, path: str):
     if opt.kind in ("columns", "strings"):
         if not isinstance(node, Seq):
             node = Seq([node], line)
-        item = Opt("column" if opt.kind == "columns" else "str", None, opt.help)
+        item = Opt("column" if opt.kind == "columns" else "str", None, opt.help, check=opt.check)
         return [read_value(item, child, ctx, f"{path}[{i}]") for i, child in enumerate(node.items)]
     node = _expect_scalar(node, ctx, path, f"a {opt.kind}")
+    value = _read_scalar(opt, node, ctx, path, line)
+    if opt.check is not None:
+        try:
+            value = opt.check(value)
+        except ValueError as exc:
+            ctx.fail(path, line, str(exc))
+    return value
+
+
+def _read_scalar(opt: Opt, node: Scalar, ctx: Ctx, path: str, line):
     text = node.text
     if opt.kind == "str":
         return text

@@ -19,7 +19,7 @@ TERMINATED = 143
 EXIT_CODES = {
     OK: "success",
     INTERNAL: "internal error (a bug: please report it with --debug output)",
-    USAGE: "bad command-line usage",
+    USAGE: "bad command-line usage, or a missing optional extra (the message says what to install)",
     CONFIG: "bad config file or --set override",
     DATA: "bad or unreadable input data",
     MODEL_FILE: "bad, foreign or unreadable model file",
@@ -43,6 +43,10 @@ class NncliError(Exception):
 
 class UsageError(NncliError):
     exit_code = USAGE
+
+
+class MissingExtra(UsageError):
+    """A command needs an optional extra that is not installed, such as nncli[plot]."""
 
 
 class ConfigError(NncliError):

@@ -231,7 +231,7 @@ def describe(model: Model, path) -> dict:
                                + [f"{net.n_outputs} {OUTPUT_ACTIVATION[prep.task]}"]),
         "layers": net.describe(), "inputs": net.n_inputs, "target": prep.target, "labels": prep.labels,
         "features": [
-            {"name": f.name, "kind": f.kind, "fill": f.fill, "center": f.center, "scale": f.scale,
+            {"name": f.name, "kind": "derived" if f.derived else f.kind, "fill": f.fill, "center": f.center, "scale": f.scale,
              "categories": f.categories} for f in prep.features
         ],
         "trained_on": model.summary.get("data_file"), "epochs": model.summary.get("epochs_run"),

@@ -10,6 +10,7 @@ from nncli import metrics
 from nncli.data import Table, read_table
 from nncli.errors import DataError, OutputError
 from nncli.model import Model, atomic_write
+from nncli.preprocess import numeric_values
 from nncli.train import logits
 
 DEFAULT_CHUNK_ROWS = 100_000
@@ -43,7 +44,7 @@ def read_for_model(model: Model, path, chunk_rows=None):
     # a model trained with a header reads files with or without one (then by position)
     header = "auto" if prep.has_header else "false"
     return read_table(path, header=header, delimiter=cfg["delimiter"], encoding=cfg["encoding"],
-                      expected_names=[f.name for f in prep.features] if prep.has_header else None,
+                      expected_names=prep.source_columns() if prep.has_header else None,
                       chunk_rows=chunk_rows)
 
 
@@ -52,7 +53,7 @@ def unused_columns(model: Model, data_path, keep=()) -> list[str]:
     first = next(iter(read_for_model(model, data_path, chunk_rows=1)))
     if not first.has_header:
         return []
-    used = {f.name for f in model.prep.features} | {model.prep.target} | set(keep)
+    used = set(model.prep.source_columns()) | {model.prep.target} | set(keep)
     return [c for c in first.frame.columns if c not in used]
 
 
@@ -121,3 +122,73 @@ def evaluate(model: Model, data_path) -> dict:
         return {"task": "regression", **metrics.regression(y, P[:, 0])}
     y = prep.label_indices(table.frame[prep.target].str.strip(), table)
     return {"task": prep.task, **metrics.classification(y, P, prep.labels)}
+
+
+# ----- decision surfaces (what `nncli plot` draws) ------------------------------------------------
+SURFACE_STEPS = 100  # grid points per axis
+SURFACE_PAD = 0.05  # the grid reaches this share of each range beyond the data
+
+
+def surface_columns(model: Model) -> list[str] | None:
+    """The two numeric columns of the file the model reads, or None if it reads other than two."""
+    prep = model.prep
+    columns = prep.source_columns()
+    if len(columns) != 2 or any(f.kind == "categorical" for f in prep.features):
+        return None
+    return columns
+
+
+def points(model: Model, path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The surface columns of a CSV file's rows, xy (n, 2), and their targets (n,) if the file has them.
+
+    Targets are class indices into model.prep.labels, or values for regression. Rows missing a
+    coordinate are left out.
+    """
+    prep = model.prep
+    table = prep.match_columns(read_for_model(model, path))
+    columns = surface_columns(model)
+    xy = np.column_stack([numeric_values(table.frame[c], table, c, prep.missing_values, c in prep.zero_missing)
+                          for c in columns])
+    keep = ~np.isnan(xy).any(axis=1)
+    y = None
+    if prep.target in table.frame.columns:
+        raw = table.frame[prep.target].str.strip()
+        if prep.task == "regression":
+            y = numeric_values(raw, table, prep.target, prep.missing_values, False)
+        else:
+            y = prep.label_indices(raw, table).astype(np.float64)
+        y = y[keep]
+    return xy[keep], y
+
+
+def surface_extent(model: Model, xy: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(lo, hi) of each surface column: the training range joined with the points xy (n, 2), padded."""
+    prep = model.prep
+    extent = []
+    for j, c in enumerate(surface_columns(model)):
+        values = list(prep.ranges.get(c, [])) + list(xy[:, j])
+        if not values:  # a model file from before ranges were saved, and no points: mean +- 3 std
+            f = next((f for f in prep.features if f.name == c and not f.derived), None)
+            if f is None:
+                raise DataError(f"the model file does not record the range of '{c}'; give points with --data")
+            values = [f.center - 3 * f.scale, f.center + 3 * f.scale]
+        lo, hi = min(values), max(values)
+        pad = SURFACE_PAD * (hi - lo) if hi > lo else 1.0
+        extent.append((lo - pad, hi + pad))
+    return extent[0], extent[1]
+
+
+def surface(model: Model, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """The model's output over the grid x1 (m,) by x2 (k,): (k, m), row i at x2[i], column j at x1[j].
+
+    Binary: the probability of the second label (labels[1]); multiclass: the predicted class
+    index; regression: the predicted value, in the target's units.
+    """
+    c1, c2 = surface_columns(model)
+    A, B = np.meshgrid(x1, x2)
+    # through the same preprocessing as a CSV file: derived features are computed as for predict
+    frame = pd.DataFrame({c1: A.ravel().astype(str), c2: B.ravel().astype(str)})
+    P = probabilities(model, model.prep.transform(Table(frame, True, "<surface grid>"), model.network.dtype))
+    task = model.prep.task
+    values = P[:, 1] if task == "binary" else (P.argmax(axis=1) if task == "multiclass" else P[:, 0])
+    return values.reshape(A.shape)

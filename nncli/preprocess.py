@@ -8,6 +8,10 @@ Missing values: in numeric columns, any string in data.missing_values (and 0 in 
 data.zero_means_missing) is missing and filled by data.impute. In categorical columns only the
 empty string is missing (filled with the most frequent category), so a category literally named
 "NA" stays a category.
+
+Derived features (data.derive, nncli.features) are numeric features computed from other numeric
+columns of the file, then imputed and scaled like any other; their definitions are saved with the
+model, so eval and predict compute them from the same columns.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -15,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from nncli import features as derive
 from nncli.config import suggest
 from nncli.data import Table
-from nncli.errors import DataError
+from nncli.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
@@ -32,6 +37,7 @@ class Feature:
     scale: float = 1.0
     categories: list = field(default_factory=list)
     zero_is_missing: bool = False
+    derived: bool = False  # name is a data.derive entry, computed from the columns it names
 
     @property
     def width(self) -> int:
@@ -51,6 +57,8 @@ class Preprocessor:
     target_scale: float = 1.0
     missing_values: list = field(default_factory=list)
     unknown_categories: str = "error"
+    zero_missing: list = field(default_factory=list)  # data.zero_means_missing, by name (for derived features)
+    ranges: dict = field(default_factory=dict)  # numeric source column -> [min, max] seen in training
 
     # ----- fitting -----------------------------------------------------------------------------
     @classmethod
@@ -72,18 +80,51 @@ class Preprocessor:
         zero_missing = {resolve_column(c, columns, table.path, "data.zero_means_missing")
                         for c in data_cfg["zero_means_missing"]}
         missing = list(data_cfg["missing_values"])
-        features = []
+        features, ranges = [], {}
         for name in names:
             values = table.frame[name]
             categorical = name in declared if declared is not None else not _mostly_numeric(values, missing)
             if categorical:
                 features.append(_fit_categorical(name, values))
             else:
-                features.append(_fit_numeric(name, table, missing, name in zero_missing, data_cfg))
-        prep = cls(columns, table.has_header, target, "regression", features,
-                   missing_values=missing, unknown_categories=data_cfg["unknown_categories"])
+                x = numeric_values(values, table, name, missing, name in zero_missing)
+                features.append(_fit_numeric(name, x, table, data_cfg, name in zero_missing))
+                ranges[name] = _range(x)
+        prep = cls(columns, table.has_header, target, "regression", features, missing_values=missing,
+                   unknown_categories=data_cfg["unknown_categories"], zero_missing=sorted(zero_missing))
+        for i, text in enumerate(data_cfg.get("derive", [])):
+            spec = prep._derive_spec(text, f"data.derive[{i}]", table, declared)
+            if any(f.derived and f.name == spec.text for f in prep.features):
+                raise ConfigError(f"data.derive[{i}]: '{text}' is listed twice")
+            x = prep._derived_values(spec, table)
+            prep.features.append(_fit_numeric(spec.text, x, table, data_cfg, False))
+            prep.features[-1].derived = True
+            for c in spec.columns:
+                ranges[c] = _range(numeric_values(table.frame[c], table, c, missing, c in zero_missing))
+        prep.ranges = ranges
         prep._fit_target(table, data_cfg)
         return prep
+
+    def _derive_spec(self, text: str, key: str, table: Table, declared) -> derive.Derived:
+        """A data.derive entry checked against the file: its columns exist, are numeric, are no target."""
+        try:
+            spec = derive.parse(text)
+        except ValueError as exc:  # a config read by nncli.config is checked already; a dict may not be
+            raise ConfigError(f"{key}: {exc}") from None
+        columns = list(table.frame.columns)
+        for c in spec.columns:
+            if c not in columns:
+                raise DataError(f"{table.path}: {key}: '{text}': no column named '{c}'{suggest(c, columns)}")
+            if c == self.target:
+                raise DataError(f"{table.path}: {key}: '{text}': '{c}' is the target column")
+            if (declared is not None and c in declared) or not _mostly_numeric(table.frame[c], self.missing_values):
+                raise DataError(f"{table.path}: {key}: '{text}': column '{c}' is not numeric")
+        return spec
+
+    def _derived_values(self, spec: derive.Derived, table: Table) -> np.ndarray:
+        """The derived feature of every row (n,), NaN where a column it uses is missing."""
+        return spec.compute(*(numeric_values(table.frame[c], table, c, self.missing_values, c in self.zero_missing)
+                              for c in spec.columns))
 
     def _fit_target(self, table: Table, data_cfg: dict) -> None:
         raw = table.frame[self.target].str.strip()
@@ -140,6 +181,15 @@ class Preprocessor:
     def n_outputs(self) -> int:
         return len(self.labels) if self.task == "multiclass" else 1
 
+    def source_columns(self) -> list[str]:
+        """The file's columns the inputs are computed from, in input order, each once."""
+        names = []
+        for f in self.features:
+            for c in derive.parse(f.name).columns if f.derived else (f.name,):
+                if c not in names:
+                    names.append(c)
+        return names
+
     def input_names(self) -> list[str]:
         names = []
         for f in self.features:
@@ -152,13 +202,15 @@ class Preprocessor:
         X = np.empty((n, self.n_inputs), dtype=dtype)
         j = 0
         for f in self.features:
-            values = table.frame[f.name]
-            if f.kind == "numeric":
-                x = numeric_values(values, table, f.name, self.missing_values, f.zero_is_missing)
+            if f.kind == "categorical":
+                X[:, j:j + f.width] = self._one_hot(f, table.frame[f.name], table)
+            else:
+                if f.derived:
+                    x = self._derived_values(derive.parse(f.name), table)
+                else:
+                    x = numeric_values(table.frame[f.name], table, f.name, self.missing_values, f.zero_is_missing)
                 x[np.isnan(x)] = f.fill
                 X[:, j] = (x - f.center) / f.scale
-            else:
-                X[:, j:j + f.width] = self._one_hot(f, values, table)
             j += f.width
         return X
 
@@ -214,7 +266,7 @@ class Preprocessor:
 
     def match_columns(self, table: Table) -> Table:
         """Line a prediction/eval table up with the training schema: by name, or by position."""
-        needed = [f.name for f in self.features]
+        needed = self.source_columns()
         frame = table.frame
         if not table.has_header:
             width = frame.shape[1]
@@ -306,8 +358,13 @@ def _check_finite(y: np.ndarray, table: Table, name: str) -> None:
         raise DataError(f"{table.path}: line {table.line_of(row)}: target '{name}' is not a finite number")
 
 
-def _fit_numeric(name: str, table: Table, missing: list, zero_is_missing: bool, cfg: dict) -> Feature:
-    x = numeric_values(table.frame[name], table, name, missing, zero_is_missing)
+def _range(x: np.ndarray) -> list:
+    present = x[~np.isnan(x)]
+    return [float(present.min()), float(present.max())] if present.size else [0.0, 0.0]
+
+
+def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_missing: bool) -> Feature:
+    """Imputation value, centre and scale of one numeric feature from its values x (n,), NaN = missing."""
     present = x[~np.isnan(x)]
     if present.size == 0:
         raise DataError(f"{table.path}: column '{name}' has no values (all missing)")

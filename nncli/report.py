@@ -164,7 +164,7 @@ def model_info(console: Console, info: dict) -> None:
     for col in ("column", "kind", "fill", "center", "scale", "categories"):
         features.add_column(col, overflow="fold", no_wrap=col == "column")  # never cut a name to "…"
     for f in info["features"]:
-        numeric = f["kind"] == "numeric"  # a one-hot column has no centre or scale
+        numeric = f["kind"] != "categorical"  # a one-hot column has no centre or scale
         features.add_row(f["name"], f["kind"], _fmt(f["fill"]), _fmt(f["center"]) if numeric else "-",
                          _fmt(f["scale"]) if numeric else "-",
                          ", ".join(f["categories"][:8]) + (" ..." if len(f["categories"]) > 8 else ""))
@@ -220,3 +220,62 @@ def activations_table(console: Console, rows: list[dict]) -> None:
         note = "not trainable: " + r["note"].split(";")[0] if not r["trainable"] else r["family"].replace("other", "")
         t.add_row(*(Text(x) for x in (r["name"], r["formula"], params, note)))
     console.print(t)
+
+
+def learning_curve(console: Console, history: dict, width: int = 60, height: int = 8) -> None:
+    """Training (and validation) loss per epoch as a small chart of characters.
+
+    Epochs are averaged into at most `width` columns; each column marks its value's row among
+    `height` rows between the smallest and largest loss (on a log scale when they are more than 20
+    times apart, as losses falling over orders of magnitude are). Plain ASCII ('*' training, 'o'
+    validation, '#' both) when the console is not a terminal; dots in colour on one.
+    """
+    import numpy as np
+
+    series = [np.asarray(history[k], dtype=float) for k in ("train_loss", "val_loss") if k in history]
+    n = len(series[0]) if series else 0
+    if n < 2:
+        return
+    columns = [np.array([c.mean() for c in np.array_split(s, min(width, n))]) for s in series]
+    finite = np.concatenate([c[np.isfinite(c)] for c in columns])
+    if finite.size == 0:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    log = lo > 0 and hi / lo > 20
+    scale = np.log10 if log else (lambda v: v)
+    bottom = scale(lo)
+    span = scale(hi) - bottom if hi > lo else 1.0
+    fancy = console.is_terminal and not console.is_dumb_terminal and console.encoding.lower().startswith("utf")
+    marks = [("•", "cyan"), ("•", "magenta")] if fancy else [("*", ""), ("o", "")]
+    both, vbar, corner, hbar = ("•", "│", "└", "─") if fancy else ("#", "|", "+", "-")
+    grid = [[None] * len(columns[0]) for _ in range(height)]
+    for k, col in enumerate(columns):
+        for j, v in enumerate(col):
+            if np.isfinite(v):
+                row = height - 1 - int(round((scale(v) - bottom) / span * (height - 1)))
+                grid[row][j] = k if grid[row][j] in (None, k) else -1
+    label_width = max(len(_fmt(hi)), len(_fmt(lo)))
+    text = Text()
+    for r, cells in enumerate(grid):
+        label = _fmt(hi) if r == 0 else (_fmt(lo) if r == height - 1 else "")
+        text.append(f"{label:>{label_width}} {vbar}")
+        for cell in cells:
+            if cell is None:
+                text.append(" ")
+            elif cell < 0:
+                text.append(both, style="bold" if fancy else "")
+            else:
+                text.append(marks[cell][0], style=marks[cell][1])
+        text.append("\n")
+    text.append(" " * label_width + " " + corner + hbar * len(grid[0]) + "\n")
+    text.append(" " * (label_width + 2) + f"epoch 1{' ' * max(1, len(grid[0]) - 8 - len(str(n)))}{n}\n")
+    text.append(" " * (label_width + 2))
+    text.append(marks[0][0], style=marks[0][1])
+    text.append(" training loss")
+    if len(columns) > 1:
+        text.append("   ")
+        text.append(marks[1][0], style=marks[1][1])
+        text.append(" validation loss")
+    if log:
+        text.append("   (log scale)")
+    console.print(text)

@@ -5,6 +5,7 @@ entry there is accepted here without an edit.
 """
 
 from nncli.config import Ctx, Opt, read_list, read_named
+from nncli.features import FORMS, canonical
 from nncli.kernels.activations import ACTIVATIONS, ALIASES
 from nncli.kernels.losses import LOSSES
 from nncli.kernels.optim import OPTIMIZERS
@@ -36,6 +37,8 @@ DATA = {
     "header": Opt("choice", "auto", "does the first row hold column names", choices=("auto", "true", "false")),
     "features": Opt("columns", None, "feature columns (default: all but the target and `ignore`)", nullable=True),
     "ignore": Opt("columns", [], "columns to leave out, such as ids"),
+    "derive": Opt("strings", [], "derived numeric features added to the inputs: "
+                  + ", ".join(f.syntax for f in FORMS.values()) + " of column names a, b", check=canonical),
     "categorical": Opt("columns", None, "categorical columns, one-hot encoded (default: the non-numeric ones)",
                        nullable=True),
     "task": Opt("choice", "auto", "binary, multiclass or regression (default: detected from the target)",

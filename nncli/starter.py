@@ -17,6 +17,7 @@ data:
   task: auto              # auto (detected: {task}), binary, multiclass or regression
   # features: [...]       # feature columns; default: all but the target and `ignore`
   ignore: []              # columns to leave out, such as row ids
+  # derive: [a^2, a*b, sin(a)]  # derived inputs from numeric columns a, b (the Playground's X1², X1·X2)
   categorical: {categorical}  # one-hot encoded columns; default: the non-numeric ones
   missing_values: {missing}  # strings that mean missing (numeric columns)
   zero_means_missing: []  # numeric columns where 0 stands for missing

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import nncli
-from conftest import ROOT, shared_csv
+from conftest import ENV, ROOT, nncli_cmd, nncli_many, shared_csv
 from nncli.cli import app
 from nncli.errors import CONFIG, DATA, MODEL_FILE, OUTPUT, USAGE
 
@@ -25,36 +25,7 @@ SAMPLES = ROOT / "sample_data"
 CHURN = SAMPLES / "churn.csv"
 ANSI = re.compile(r"\x1b\[")
 COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
-# colour switches a CI runner may set; the tests check the default for output that is not a terminal
-ENV = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
-                                                        "NO_COLOR", "CLICOLOR_FORCE")}
-
 runner = CliRunner()
-
-
-def nncli_exe() -> str:
-    exe = shutil.which("nncli")
-    if exe is None:
-        pytest.fail("the nncli command is not on PATH (pip install -e .)")
-    return exe
-
-
-def nncli_cmd(*args, cwd=None) -> subprocess.CompletedProcess:
-    """Run the installed `nncli` command."""
-    return subprocess.run([nncli_exe(), *map(str, args)], capture_output=True, text=True, env=ENV, cwd=cwd,
-                          timeout=300)
-
-
-def nncli_many(commands: dict) -> dict:
-    """Run several `nncli` commands side by side (each spends most of a second on imports)."""
-    procs = {name: subprocess.Popen([nncli_exe(), *map(str, args)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, env=ENV)
-             for name, args in commands.items()}
-    done = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return done
 
 
 def invoke(*args):
@@ -172,7 +143,8 @@ def test_version():
 
 
 def test_commands_are_the_expected_ones():
-    assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "predict", "train"]
+    assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "make-data", "plot", "predict",
+                                "train"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

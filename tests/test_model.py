@@ -146,3 +146,22 @@ def test_save_is_atomic_and_leaves_no_temporary_files(saved, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
     np.testing.assert_array_equal(logits(model.load(target).network, np.zeros((1, good.network.n_inputs))),
                                   logits(good.network, np.zeros((1, good.network.n_inputs))))
+
+
+def test_a_file_from_before_derived_features_still_loads(saved, tmp_path):
+    """Files written before data.derive have no derive, derived, zero_missing or ranges keys."""
+    def change(m):
+        meta = json.loads(str(np.lib.format.read_array(io.BytesIO(m["meta.json.npy"]))))
+        del meta["config"]["data"]["derive"]
+        for key in ("zero_missing", "ranges"):
+            del meta["preprocessing"][key]
+        for f in meta["preprocessing"]["features"]:
+            del f["derived"]
+        m["meta.json.npy"] = _array_bytes(np.array(json.dumps(meta)))
+        del m["meta.sha256.npy"]
+        m["meta.sha256.npy"] = _array_bytes(np.array(model._digest(m)))
+    _rewrite(saved, tmp_path / "old.npz", change)
+    old, new = model.load(tmp_path / "old.npz"), model.load(saved)
+    assert not any(f.derived for f in old.prep.features) and old.prep.ranges == {}
+    assert old.prep.source_columns() == new.prep.source_columns()
+    np.testing.assert_array_equal(old.network.theta, new.network.theta)

@@ -13,6 +13,7 @@ that reference values made with PyTorch match exactly.
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from numba import njit
 
 from nncli.kernels import CACHE
@@ -209,3 +210,19 @@ def activate_array(code, p0, p1, Z, A, D):
     """Elementwise over 1-D arrays: A = f(Z) and D = f'(Z). Used by tests and `nncli activations`."""
     for i in range(Z.shape[0]):
         A[i], D[i] = activate(code, Z[i], p0, p1)
+
+
+def curve(name: str, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A = f(Z) and D = f'(Z), each (n,), of an elementwise activation at its default parameters.
+
+    prelu uses its initial slope and rrelu its inference slope (lower + upper) / 2; maxout is
+    no function of one z and has no curve.
+    """
+    act = ACTIVATIONS[ALIASES.get(name, name)]
+    if act.kind == "pieces":
+        raise ValueError(f"{act.name} takes the max over several pre-activations; it has no curve f(z)")
+    p = [float(v) for v in act.params.values()] + [0.0] * N_PARAMS
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    A, D = np.empty_like(Z), np.empty_like(Z)
+    activate_array(act.code, p[0], p[1], Z, A, D)
+    return A, D
