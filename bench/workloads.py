@@ -42,7 +42,7 @@ class Settings:
 
 
 QUICK = Settings("quick", repeats=3, sweep_rows=PIMA_ROWS, sweep_steps=50, large_rows=12_800,
-                 budget={"pima": 65, "sweep": 12, "large": 20})
+                 budget={"pima": 65, "sweep": 12, "large": 20, "aids": 15})
 FULL = Settings("full", repeats=5, sweep_rows=26 * PIMA_ROWS, sweep_steps=200, large_rows=200_000)
 
 
@@ -491,7 +491,46 @@ def _large_limits(med: dict, peak: dict, work: float, steps: int, train_total: d
     return text
 
 
-WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large}
+AIDS = {  # name -> (config overrides, train(every=...)): what each aid costs on the lecture's workload
+    "plain": ([], 0),
+    "dropout 0.1, both layers": (["model.hidden=[{units: 12, activation: relu, dropout: 0.1}, "
+                                  "{units: 8, activation: relu, dropout: 0.1}]"], 0),
+    "batch norm before, both layers": (["model.hidden=[{units: 12, activation: relu, batch_norm: before}, "
+                                        "{units: 8, activation: relu, batch_norm: before}]"], 0),
+    "inspect-grads, every step": ([], 1),
+}
+
+
+def aids(env: Env) -> list[Section]:
+    """The cost per step of dropout, batch norm and gradient recording against a plain run."""
+    title = "4. Training aids and inspect-grads on the Pima workload"
+    if env.pima is None:
+        return [Section(title, PIMA_MISSING)]
+    import nncli.config
+    from nncli.train import train
+
+    def system(overrides, every):
+        cfg = nncli.config.load(PIMA_CONFIG, overrides)
+        return lambda: train(env.pima, cfg, every=every).timing["loop_seconds"]
+
+    systems = {name: system(*spec) for name, spec in AIDS.items()}
+    seconds = alternate(systems, env.settings.repeats, "aids", _budget(env, "aids"))
+    rows = [[name, Stat(seconds[name]).map(lambda t: t / PIMA_STEPS * 1e6), ratio(seconds[name], seconds["plain"])]
+            for name in AIDS]
+    body = ("configs/pima.yaml (7,700 steps of batch 10) as in 1a, with one aid switched on at a time; "
+            "`inspect-grads, every step` is `train(..., every=1)`, which is what `nncli inspect-grads --every 1` "
+            "runs: per-layer gradient statistics recorded inside the compiled loop at every step. Every variant "
+            "runs the whole epoch in one compiled call.\n\n"
+            + md_table(["variant", "µs/step", "time ratio vs plain"], rows) + seconds.note)
+    med = {name: Stat(seconds[name]).median for name in AIDS}
+    limits = ("**4 (aids).** " + "; ".join(f"{name} costs {num(med[name] / med['plain'])}× a plain step"
+                                          for name in AIDS if name != "plain")
+              + ". Recording reads every gradient and weight once more per step (norms, max, non-finite counts, "
+                "dead/saturated shares, the update ratio), about as much memory traffic as a backward pass.")
+    return [Section(title, body, limits)]
+
+
+WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids}
 
 
 def temp_folder():
