@@ -49,10 +49,10 @@ class Model:
 
 
 def _versions() -> dict:
-    import numba
-    import pandas
+    """Versions of the libraries that computed the model (read from package metadata)."""
+    from importlib.metadata import version
 
-    return {"nncli": __version__, "numpy": np.__version__, "numba": numba.__version__, "pandas": pandas.__version__}
+    return {"nncli": __version__, **{name: version(name) for name in ("numpy", "numba", "pandas")}}
 
 
 def atomic_write(path: Path, write) -> None:
