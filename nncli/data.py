@@ -8,7 +8,7 @@ Errors name the file and the line (1-based, as an editor shows it).
 import csv
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +21,20 @@ _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|in
 
 @dataclass
 class Table:
-    frame: pd.DataFrame  # every cell a str; index = data row number, 0-based
+    frame: pd.DataFrame  # every cell a str; index = data row number, 0-based; not to be reassigned
     has_header: bool
     path: str
+    _text: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def text(self, name: str) -> pd.Series:
+        """Column `name` with surrounding white space stripped, computed once per table."""
+        if name not in self._text:
+            self._text[name] = self.frame[name].str.strip()
+        return self._text[name]
+
+    def subset(self, rows) -> "Table":
+        """A table of the rows at these positions (their line numbers kept)."""
+        return Table(self.frame.iloc[rows], self.has_header, self.path)
 
     def line_of(self, pos: int) -> int:
         """The file's 1-based line number of the row at position `pos` of the frame.

@@ -120,7 +120,7 @@ def evaluate(model: Model, data_path) -> dict:
     if prep.task == "regression":
         y = prep.unscale_target(prep.encode_target(table, np.float64)[:, 0])
         return {"task": "regression", **metrics.regression(y, P[:, 0])}
-    y = prep.label_indices(table.frame[prep.target].str.strip(), table)
+    y = prep.label_indices(table.text(prep.target), table)
     return {"task": prep.task, **metrics.classification(y, P, prep.labels)}
 
 
@@ -147,14 +147,14 @@ def points(model: Model, path) -> tuple[np.ndarray, np.ndarray | None]:
     prep = model.prep
     table = prep.match_columns(read_for_model(model, path))
     columns = surface_columns(model)
-    xy = np.column_stack([numeric_values(table.frame[c], table, c, prep.missing_values, c in prep.zero_missing)
+    xy = np.column_stack([numeric_values(table, c, prep.missing_values, c in prep.zero_missing)
                           for c in columns])
     keep = ~np.isnan(xy).any(axis=1)
     y = None
     if prep.target in table.frame.columns:
-        raw = table.frame[prep.target].str.strip()
+        raw = table.text(prep.target)
         if prep.task == "regression":
-            y = numeric_values(raw, table, prep.target, prep.missing_values, False)
+            y = numeric_values(table, prep.target, prep.missing_values, False)
         else:
             y = prep.label_indices(raw, table).astype(np.float64)
         y = y[keep]

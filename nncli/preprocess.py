@@ -82,12 +82,11 @@ class Preprocessor:
         missing = list(data_cfg["missing_values"])
         features, ranges = [], {}
         for name in names:
-            values = table.frame[name]
-            categorical = name in declared if declared is not None else not _mostly_numeric(values, missing)
+            categorical = name in declared if declared is not None else not _mostly_numeric(table, name, missing)
             if categorical:
-                features.append(_fit_categorical(name, values))
+                features.append(_fit_categorical(name, table.text(name)))
             else:
-                x = numeric_values(values, table, name, missing, name in zero_missing)
+                x = numeric_values(table, name, missing, name in zero_missing)
                 features.append(_fit_numeric(name, x, table, data_cfg, name in zero_missing))
                 ranges[name] = _range(x)
         prep = cls(columns, table.has_header, target, "regression", features, missing_values=missing,
@@ -100,7 +99,7 @@ class Preprocessor:
             prep.features.append(_fit_numeric(spec.text, x, table, data_cfg, False))
             prep.features[-1].derived = True
             for c in spec.columns:
-                ranges[c] = _range(numeric_values(table.frame[c], table, c, missing, c in zero_missing))
+                ranges[c] = _range(numeric_values(table, c, missing, c in zero_missing))
         prep.ranges = ranges
         prep._fit_target(table, data_cfg)
         return prep
@@ -117,17 +116,17 @@ class Preprocessor:
                 raise DataError(f"{table.path}: {key}: '{text}': no column named '{c}'{suggest(c, columns)}")
             if c == self.target:
                 raise DataError(f"{table.path}: {key}: '{text}': '{c}' is the target column")
-            if (declared is not None and c in declared) or not _mostly_numeric(table.frame[c], self.missing_values):
+            if (declared is not None and c in declared) or not _mostly_numeric(table, c, self.missing_values):
                 raise DataError(f"{table.path}: {key}: '{text}': column '{c}' is not numeric")
         return spec
 
     def _derived_values(self, spec: derive.Derived, table: Table) -> np.ndarray:
         """The derived feature of every row (n,), NaN where a column it uses is missing."""
-        return spec.compute(*(numeric_values(table.frame[c], table, c, self.missing_values, c in self.zero_missing)
+        return spec.compute(*(numeric_values(table, c, self.missing_values, c in self.zero_missing)
                               for c in spec.columns))
 
     def _fit_target(self, table: Table, data_cfg: dict) -> None:
-        raw = table.frame[self.target].str.strip()
+        raw = table.text(self.target)
         # a missing-value string is missing in a numeric target, but may be a class ("NA") otherwise
         tokens = raw.isin(self.missing_values) & (raw != "")
         others = pd.to_numeric(raw[~raw.isin(self.missing_values)], errors="coerce")
@@ -203,19 +202,19 @@ class Preprocessor:
         j = 0
         for f in self.features:
             if f.kind == "categorical":
-                X[:, j:j + f.width] = self._one_hot(f, table.frame[f.name], table)
+                X[:, j:j + f.width] = self._one_hot(f, table)
             else:
                 if f.derived:
                     x = self._derived_values(derive.parse(f.name), table)
                 else:
-                    x = numeric_values(table.frame[f.name], table, f.name, self.missing_values, f.zero_is_missing)
+                    x = numeric_values(table, f.name, self.missing_values, f.zero_is_missing)
                 x[np.isnan(x)] = f.fill
                 X[:, j] = (x - f.center) / f.scale
             j += f.width
         return X
 
-    def _one_hot(self, f: Feature, values: pd.Series, table: Table) -> np.ndarray:
-        cats = values.str.strip().replace("", f.fill)
+    def _one_hot(self, f: Feature, table: Table) -> np.ndarray:
+        cats = table.text(f.name).replace("", f.fill)
         codes = _codes(cats, f.categories)
         unknown = codes < 0
         if unknown.any() and self.unknown_categories == "error":
@@ -232,9 +231,9 @@ class Preprocessor:
 
     def encode_target(self, table: Table, dtype=np.float64) -> np.ndarray:
         """Training targets: (n, 1) 0/1 for binary, (n, K) one-hot, (n, 1) scaled values."""
-        raw = table.frame[self.target].str.strip()
+        raw = table.text(self.target)
         if self.task == "regression":
-            y = numeric_values(raw, table, self.target, self.missing_values, False)
+            y = numeric_values(table, self.target, self.missing_values, False)
             _check_finite(y, table, self.target)
             return ((y - self.target_center) / self.target_scale).astype(dtype)[:, None]
         idx = self.label_indices(raw, table)
@@ -244,8 +243,7 @@ class Preprocessor:
 
     def label_indices(self, raw: pd.Series, table: Table) -> np.ndarray:
         if self.label_kind != "str":
-            numbers = pd.to_numeric(raw, errors="coerce")
-            raw = pd.Series([canonical_number(v) if v == v else s for v, s in zip(numbers, raw)], dtype=object)
+            raw = canonical_numbers(raw)
         codes = _codes(raw, self.labels)
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
@@ -277,7 +275,7 @@ class Preprocessor:
             else:
                 raise DataError(f"{table.path}: has {width} columns and no header; the model was trained on "
                                 f"{len(self.columns)} columns ({len(self.columns) - 1} without the target)")
-            return table
+            return Table(frame, table.has_header, table.path)  # renamed columns: a fresh text cache
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             hint = suggest(missing[0], frame.columns)
@@ -301,6 +299,17 @@ def _codes(values: pd.Series, categories: list) -> np.ndarray:
     return pd.Index(categories, dtype=object).get_indexer(values)
 
 
+def canonical_numbers(raw: pd.Series) -> pd.Series:
+    """canonical_number of every cell that is a number; other cells unchanged."""
+    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    out = raw.to_numpy(dtype=object).copy()
+    whole = np.isfinite(numbers) & (np.mod(numbers, 1) == 0)
+    out[whole] = numbers[whole].astype(np.int64).astype(str)
+    other = ~np.isnan(numbers) & ~whole
+    out[other] = [canonical_number(v) for v in numbers[other]]
+    return pd.Series(out, dtype=object)
+
+
 def canonical_number(v: float) -> str:
     """One spelling per numeric label: 1, 1.0 and 1e0 all become '1'."""
     v = float(v)
@@ -317,17 +326,17 @@ def resolve_column(ref, columns: list, path: str, key: str) -> str:
     return ref
 
 
-def _mostly_numeric(values: pd.Series, missing: list) -> bool:
-    present = values[~values.str.strip().isin(missing)]
+def _mostly_numeric(table: Table, name: str, missing: list) -> bool:
+    text = table.text(name)
+    present = text[~text.isin(missing)]
     if present.empty:
         return True
-    numbers = pd.to_numeric(present.str.strip(), errors="coerce")
-    return numbers.notna().mean() > 0.5
+    return pd.to_numeric(present, errors="coerce").notna().mean() > 0.5
 
 
-def numeric_values(values: pd.Series, table: Table, name: str, missing: list, zero_is_missing: bool):
-    """Column as float64 with NaN for missing; a non-number is an error naming its line."""
-    text = values.str.strip()
+def numeric_values(table: Table, name: str, missing: list, zero_is_missing: bool):
+    """Column `name` as float64 with NaN for missing; a non-number is an error naming its line."""
+    text = table.text(name)
     is_missing = text.isin(missing).to_numpy()
     numbers = np.array(pd.to_numeric(text.where(~is_missing, None), errors="coerce"), dtype=np.float64)
     bad = np.isnan(numbers) & ~is_missing
@@ -383,8 +392,7 @@ def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_miss
     return Feature(name, "numeric", float(fill), float(center), float(scale) or 1.0, zero_is_missing=zero_is_missing)
 
 
-def _fit_categorical(name: str, values: pd.Series) -> Feature:
-    cats = values.str.strip()
+def _fit_categorical(name: str, cats: pd.Series) -> Feature:
     present = cats[cats != ""]
     if present.empty:
         raise DataError(f"column '{name}' has no values (all missing)")

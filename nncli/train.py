@@ -328,13 +328,11 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     val_table = None
     if val_path is None and train_cfg["val_split"] > 0:
         prep_all = Preprocessor.fit(table, data_cfg)
-        strata = None if prep_all.task == "regression" else table.frame[prep_all.target].str.strip().to_numpy()
+        strata = None if prep_all.task == "regression" else table.text(prep_all.target).to_numpy()
         keep, held = split_rows(len(table.frame), train_cfg["val_split"], split_rng, strata)
         if len(keep) == 0 or len(held) == 0:
             raise ConfigError(f"train.val_split: {train_cfg['val_split']} leaves no rows for training or validation")
-        val_frame = table.frame.iloc[held]
-        table.frame = table.frame.iloc[keep]
-        val_table = type(table)(val_frame, table.has_header, table.path)
+        table, val_table = table.subset(keep), table.subset(held)
     prep = Preprocessor.fit(table, data_cfg)
     if val_path is not None:
         val_table = prep.match_columns(read_table(
