@@ -210,7 +210,7 @@ def read_named(registry: dict, kind: str, default_name: str | None, aliases=None
                      f"unknown {kind} '{name}'{suggest(name, registry)} (known: {', '.join(registry)})")
         params = registry[name]
         out = {"name": name}
-        for key, child in node.items.items():
+        for key in node.items:
             if key == "name":
                 continue
             if key not in params:

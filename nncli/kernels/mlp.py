@@ -25,8 +25,7 @@ from numba import njit
 from nncli.kernels import CACHE
 from nncli.kernels import record
 from nncli.kernels.activations import MAXOUT, PRELU, RRELU, activate
-from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE,
-                                  CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
+from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
