@@ -478,6 +478,23 @@ def make_data(
     _run(run)
 
 
+@app.command(epilog="Example: nncli warmup   (in a Dockerfile or a CI cache step)")
+def warmup(as_json: JsonOpt = False):
+    """Compile every kernel ahead of time (float32 and float64) and say where the cache lives."""
+    def run():
+        from nncli.train import warmup as warmup_fn
+
+        result = warmup_fn()
+        if as_json:
+            _emit_json(result)
+        elif result["cache_dir"]:
+            print(f"nncli: kernels ready in {result['seconds']:.1f} s; cache: {result['cache_dir']}", file=sys.stderr)
+        else:
+            print("nncli: no writable cache folder: kernels compile in memory on every run", file=sys.stderr)
+
+    _run(run)
+
+
 def _run(fn) -> None:
     """Run a command body: nncli's errors become one line on stderr and their exit code."""
     try:

@@ -144,7 +144,7 @@ def test_version():
 
 def test_commands_are_the_expected_ones():
     assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "make-data", "plot", "predict",
-                                "train"]
+                                "train", "warmup"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -407,3 +407,14 @@ def test_predict_into_a_closed_pipe_exits_quietly(files, tmp_path):
     assert proc.stdout == "prediction,proba_no,proba_yes\n"
     assert proc.stderr == ""
     assert proc.returncode == 0  # with pipefail: nncli's own exit status too
+
+
+def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
+    from nncli.kernels import CACHE_DIR, mlp
+
+    result = invoke("warmup", "--json")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["cache_dir"] == str(CACHE_DIR) and info["dtypes"] == ["float32", "float64"]
+    dtypes = {str(sig[0].dtype) for sig in mlp.train_epoch.signatures}
+    assert {"float32", "float64"} <= dtypes

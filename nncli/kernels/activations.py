@@ -95,7 +95,7 @@ _INV_SQRT_2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _sigmoid(z):
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -103,12 +103,12 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
-@njit(cache=CACHE, inline="always")
+@njit(cache=CACHE)
 def activate(code, z, p0, p1):
     """Return (f(z), f'(z)) for the activation `code` with parameters p0, p1."""
     if code == LINEAR:
