@@ -62,6 +62,15 @@ class Preprocessor:
 
     # ----- fitting -----------------------------------------------------------------------------
     @classmethod
+    def fit_target(cls, table: Table, data_cfg: dict) -> "Preprocessor":
+        """Only the target's column, task and labels (no features), e.g. to stratify a split."""
+        columns = list(table.frame.columns)
+        target = resolve_column(data_cfg["target"], columns, table.path, "data.target")
+        prep = cls(columns, table.has_header, target, "regression", [], missing_values=list(data_cfg["missing_values"]))
+        prep._fit_target(table, data_cfg)
+        return prep
+
+    @classmethod
     def fit(cls, table: Table, data_cfg: dict) -> "Preprocessor":
         columns = list(table.frame.columns)
         target = resolve_column(data_cfg["target"], columns, table.path, "data.target")

@@ -98,9 +98,8 @@ def loss_hp(train_cfg: dict) -> np.ndarray:
     return np.array([train_cfg["huber_delta"], train_cfg["regularization"]["entropy"]])
 
 
-def batch_loss(network: Network, code: int, hp: np.ndarray, X, Y, sw) -> float:
-    """Mean loss of the network in inference mode on arrays, through the training kernels' loss."""
-    Z = logits(network, X)
+def logits_loss(Z: np.ndarray, code: int, hp: np.ndarray, Y, sw) -> float:
+    """Mean loss of logits Z (n, K) against targets Y, through the training kernels' loss."""
     return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z)))
 
 
@@ -173,7 +172,8 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
         metric: Callable | None = None, callback: Callable | None = None,
         rng: np.random.Generator | None = None, every: int = 0, stop_on_divergence: bool = False,
         state: TrainState | None = None, control: np.ndarray | None = None) -> FitResult:
-    """Train `network` in place. metric(network, val) -> (name, value) scores validation data.
+    """Train `network` in place. metric(Z, val) -> (name, value) scores validation data from the
+    network's logits Z on val.X.
 
     every > 0 records gradient statistics every `every` steps (FitResult.records). A non-finite
     loss or gradient raises TrainingDiverged, or with stop_on_divergence ends training there
@@ -264,10 +264,11 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                  "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
                  "lr": float(opt_hp[LR]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0,
                  "clipped_steps": st.clipped}
-        if val is not None:
-            entry["val_loss"] = batch_loss(network, loss_code, lhp, val.X, val.Y, val.sw)
+        if val is not None:  # one forward pass serves the loss and the metric
+            Z = logits(network, val.X)
+            entry["val_loss"] = logits_loss(Z, loss_code, lhp, val.Y, val.sw)
             if metric is not None:
-                entry["metric_name"], entry["val_metric"] = metric(network, val)
+                entry["metric_name"], entry["val_metric"] = metric(Z, val)
         for key in st.history:
             st.history[key].append(entry[key])
         current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(monitor, entry["val_metric"])
@@ -297,8 +298,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
 
 def validation_metric(prep: Preprocessor) -> Callable:
     """Accuracy for classes, RMSE in the target's own units for regression."""
-    def metric(network: Network, val: Arrays):
-        Z = logits(network, val.X)
+    def metric(Z: np.ndarray, val: Arrays):
         if prep.task == "regression":
             err = prep.unscale_target(Z[:, 0]) - prep.unscale_target(val.Y[:, 0])
             return "val_rmse", float(np.sqrt(np.mean(err * err)))
@@ -327,8 +327,8 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     val_path = val_path or train_cfg["val_file"]
     val_table = None
     if val_path is None and train_cfg["val_split"] > 0:
-        prep_all = Preprocessor.fit(table, data_cfg)
-        strata = None if prep_all.task == "regression" else table.text(prep_all.target).to_numpy()
+        target = Preprocessor.fit_target(table, data_cfg)
+        strata = None if target.task == "regression" else table.text(target.target).to_numpy()
         keep, held = split_rows(len(table.frame), train_cfg["val_split"], split_rng, strata)
         if len(keep) == 0 or len(held) == 0:
             raise ConfigError(f"train.val_split: {train_cfg['val_split']} leaves no rows for training or validation")
