@@ -19,9 +19,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit
 
-from nncli.kernels import CACHE
+from nncli.kernels import kernel
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ LOSSES = {
 DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
 
 
-@njit(cache=CACHE)
+@kernel()
 def loss_and_delta(code, hp, Z, Y, sw, delta):
     """Mean loss over the batch, and delta = dLoss/dZ written into `delta`.
 

@@ -11,9 +11,7 @@ adamw.
 import math
 from dataclasses import dataclass
 
-from numba import njit
-
-from nncli.kernels import CACHE
+from nncli.kernels import kernel
 
 SGD, ADAGRAD, RMSPROP, ADAM, ADAMW = 0, 1, 2, 3, 4
 
@@ -59,12 +57,12 @@ OPTIMIZERS = {
 }
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _flushed(x):
     return 0.0 if abs(x) < FLUSH else x
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _sgd(hp, theta, g, s1, s2, i, t):
     g += hp[WEIGHT_DECAY] * theta[i]
     mu = hp[MOMENTUM]
@@ -74,14 +72,14 @@ def _sgd(hp, theta, g, s1, s2, i, t):
     return hp[LR] * (g + mu * s1[i]) if hp[NESTEROV] != 0.0 else hp[LR] * s1[i]
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _adagrad(hp, theta, g, s1, s2, i, t):
     g += hp[WEIGHT_DECAY] * theta[i]
     s1[i] += g * g
     return hp[LR] / (1.0 + (t - 1) * hp[LR_DECAY]) * g / (math.sqrt(s1[i]) + hp[EPS])
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _rmsprop(hp, theta, g, s1, s2, i, t):
     g += hp[WEIGHT_DECAY] * theta[i]
     a = hp[ALPHA]
@@ -93,7 +91,7 @@ def _rmsprop(hp, theta, g, s1, s2, i, t):
     return hp[LR] * s2[i]
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _adam(hp, theta, g, s1, s2, i, bc1, bc2, decoupled):
     """Adam; with `decoupled`, AdamW: weight decay shrinks theta directly instead of adding to g.
 
@@ -111,7 +109,7 @@ def _adam(hp, theta, g, s1, s2, i, bc1, bc2, decoupled):
     return step
 
 
-@njit(cache=CACHE)
+@kernel()
 def apply_updates(code, hp, theta, grad, s1, s2, t):
     """theta -= the chosen optimizer's update, for every element; t is the 1-based step number.
 

@@ -8,9 +8,8 @@ Gradient statistics are taken before clipping (what backpropagation produced); t
 import math
 
 import numpy as np
-from numba import njit
 
-from nncli.kernels import CACHE
+from nncli.kernels import kernel
 from nncli.kernels.layout import B_OFF, FAMILY, FAMILY_RELU, FAMILY_SATURATING, MAX_DERIV, N_OUT, PIECES, W_OFF
 
 COMMON = ("epoch", "step", "loss", "grad_norm", "clipped", "nonfinite_grad", "nonfinite_weight")
@@ -28,7 +27,7 @@ def n_fields(n_layers: int) -> int:
     return N_COMMON + N_LAYER * n_layers
 
 
-@njit(cache=CACHE, inline="always")
+@kernel(inline="always")
 def _norm_max(v):
     sq = 0.0
     mx = 0.0
@@ -38,7 +37,7 @@ def _norm_max(v):
     return math.sqrt(sq), mx
 
 
-@njit(cache=CACHE)
+@kernel()
 def record_common(rec, theta, grad, loss, epoch, t):
     """The step's loss and counts of non-finite gradients and weights."""
     rec[EPOCH] = epoch
@@ -55,7 +54,7 @@ def record_common(rec, theta, grad, loss, epoch, t):
     rec[NONFINITE_WEIGHT] = bad_w
 
 
-@njit(cache=CACHE)
+@kernel()
 def record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, hidden):
     """Layer l's gradient and weight norms, its pre-activation Z's mean and std, and for hidden
     layers the share of dead units (relu family: zero derivative on the whole batch) or of
@@ -99,7 +98,7 @@ def record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, hidden):
         rec[o + SATURATED] = flat / (nb * u)
 
 
-@njit(cache=CACHE)
+@kernel()
 def record_update(rec, theta, before, layout):
     """Each layer's ||W_after - W_before|| / ||W_before||."""
     for l in range(layout.shape[0]):
