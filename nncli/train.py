@@ -148,6 +148,16 @@ class TrainState:
     rng: dict | None = None  # the shuffling generator's state before the next draw
 
 
+def mixup_draws(seed: int, steps: int, alpha: float) -> np.ndarray:
+    """Mixup's draws for each step of an epoch (steps, 2): lambda ~ Beta(alpha, alpha) and a uniform
+    number that picks how far rows are shifted to find their partners. They come from the epoch's
+    seed, so a resumed epoch gets the same ones. Without mixup: one row of zeros."""
+    if alpha <= 0.0:
+        return np.zeros((1, 2))
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.beta(alpha, alpha, steps), rng.random(steps)])
+
+
 def run_interruptible(call):
     """Run call() (a kernel that releases the GIL) in a worker thread, while the main thread
     stays free to run signal handlers, which stop the kernel through its control array."""
@@ -212,8 +222,9 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     before = np.empty_like(theta) if every else theta[:0]
 
     def run_epoch(perm, t, seed, epoch_no, first_step):
+        mix = mixup_draws(seed, steps_per_epoch, thp[MIXUP])
         return mlp.train_epoch(theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw, perm,
-                               batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, ws, stats,
+                               batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, mix, ws, stats,
                                records, every, rec_count, before, epoch_no, first_step, control)
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop

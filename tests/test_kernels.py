@@ -213,6 +213,7 @@ def _full_config(opt):
     return {**defaults, **opt}
 
 
+NO_MIX = np.zeros((1, 2))  # mixup draws: none
 NO_RECORDS = (np.zeros((1, 1)), 0, np.zeros(1, np.int64), np.zeros(0), 0, 0, np.zeros(1, np.int64))
 
 
@@ -233,7 +234,7 @@ def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
     for _ in range(steps):
         stats[mlp.LOSS_SUM] = 0.0
         t = mlp.train_epoch(net.theta, net.running, grad, net.layout, net.layer_hp, X, Y, np.ones(n), np.arange(n), n,
-                            LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, ws, stats,
+                            LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, NO_MIX, ws, stats,
                             *NO_RECORDS)
         assert stats[mlp.STATUS] == mlp.OK
         losses.append(stats[mlp.LOSS_SUM] / n)
@@ -284,6 +285,22 @@ def test_blas_and_loop_paths_give_the_same_gradient():
     np.testing.assert_allclose(g_big, g_small, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(3, 4, 5), (300, 40, 7), (257, 9, 130)])  # loops; BLAS; BLAS
+def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
+    rng = np.random.default_rng(n)
+    A, W, b, delta = (rng.normal(size=s).astype(dtype) for s in [(n, k), (k, m), (m,), (n, m)])
+    Z, dW, db, dA = np.empty((n, m), dtype), np.empty((k, m), dtype), np.empty(m, dtype), np.empty((n, k), dtype)
+    mlp.dense_forward(A, W, b, Z)
+    mlp.dense_backward(A, delta, W, dW, db, dA, True)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    a, w, d = (x.astype(np.float64) for x in (A, W, delta))
+    np.testing.assert_allclose(Z, a @ w + b, **tol)
+    np.testing.assert_allclose(dW, a.T @ d, **tol)
+    np.testing.assert_allclose(db, d.sum(axis=0), **tol)
+    np.testing.assert_allclose(dA, d @ w.T, **tol)
+
+
 def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     net = make_net(2, [3, 1], [("relu", 0.0, 0.0)])
     X = np.array([[1.0, 2.0], [np.inf, 0.0], [1.0, 1.0]])
@@ -294,7 +311,7 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     z = np.zeros_like(net.theta)
     ws = np.zeros(mlp.workspace_offsets(net.layout, 1)[-1])
     t = mlp.train_epoch(net.theta, net.running, z.copy(), net.layout, net.layer_hp, X, Y, np.ones(3), np.arange(3),
-                        1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, ws, stats,
+                        1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, NO_MIX, ws, stats,
                         *NO_RECORDS)
     assert stats[mlp.STATUS] != mlp.OK and stats[mlp.STEP] == 1 and t == 1
     assert not np.array_equal(net.theta, before)  # the first, finite step was applied

@@ -13,7 +13,7 @@ from nncli.kernels.layout import INPUT_DROPOUT, MIXUP, NOISE, TRAIN_HP_COLS
 from nncli.kernels.losses import LOSSES, loss_and_delta
 from nncli.network import LayerSpec, Network
 from nncli.schedules import Schedule
-from nncli.train import logits
+from nncli.train import logits, mixup_draws
 
 REF = np.load(Path(__file__).parent / "reference" / "torch_reference.npz", allow_pickle=False)
 TRAINABLE = [name for name, a in ACTIVATIONS.items() if a.trainable]
@@ -214,9 +214,9 @@ def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
     results = []
     for seed in (3, 3, 4):
         X = np.arange(40.0).reshape(10, 4)
-        Y = np.eye(2)[np.arange(10) % 2]
+        Y = np.eye(10)  # rows all differ: any shift mixes two of them
         sw = np.ones(10)
-        _seeded_augment(seed, X, Y, sw, np.zeros(100), hp)
+        _seeded_augment(seed, X, Y, sw, np.zeros(100), hp, mixup_draws(seed, 1, 0.4)[0])
         results.append((X, Y))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     assert not np.array_equal(results[0][0], results[2][0])
@@ -226,9 +226,21 @@ def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
 
 
 @njit
-def _seeded_augment(seed, X, Y, sw, tmp, hp):
+def _seeded_augment(seed, X, Y, sw, tmp, hp, mix):
     np.random.seed(seed)
-    mlp._augment(X, Y, sw, tmp, hp)
+    mlp._augment(X, Y, sw, tmp, hp, mix)
+
+
+def test_mixup_draws_follow_beta_and_repeat_with_the_seed():
+    alpha = 0.4
+    draws = mixup_draws(7, 200_000, alpha)
+    np.testing.assert_array_equal(draws, mixup_draws(7, 200_000, alpha))
+    lam, u = draws.T
+    assert lam.min() >= 0 and lam.max() <= 1 and u.min() >= 0 and u.max() < 1
+    # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1))
+    assert abs(lam.mean() - 0.5) < 0.005
+    assert abs(lam.var() - 1 / (4 * (2 * alpha + 1))) < 0.003
+    np.testing.assert_array_equal(mixup_draws(7, 5, 0.0), np.zeros((1, 2)))
 
 
 # ---- schedules -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ costs one call from Python; every branch on a layer's options is taken outside e
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
@@ -110,13 +111,51 @@ def _layer_views(ws, offs, layout, l, nb):
     return Z, A, D, H, M, ws[o:o + units], ws[o + units:o + 2 * units]
 
 
+_BLAS_KINDS = {types.float32: "s", types.float64: "d"}
+
+
+@intrinsic
+def _gemm(typingctx, A, B, C, trans_a, trans_b):
+    """C = op(A) @ op(B) through BLAS ?gemm, op(X) = X.T if trans_X else X; A, B, C C-contiguous.
+
+    np.dot would do the same, but transposed operands cost it a copy, and its shape-checking
+    error paths alone took a sixth of a cold compile. This calls the helper np.dot itself uses
+    (numba_xxgemm, which loads SciPy's BLAS on its first call) with row-major arrays read as
+    column-major ones: C.T = op(B).T @ op(A).T. Shapes are the caller's to get right.
+    """
+    kind = ord(_BLAS_KINDS[C.dtype])
+
+    def codegen(context, builder, sig, args):
+        a_ty, b_ty, c_ty = sig.args[:3]
+        a, b, c = (make_array(t)(context, builder, v) for t, v in zip((a_ty, b_ty, c_ty), args[:3]))
+        char = ir.IntType(8)
+        void_p = ir.IntType(8).as_pointer()
+        intp = context.get_value_type(types.intp)
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, void_p, void_p, intp,
+                                                void_p, intp, void_p, void_p, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        a_shape, b_shape, c_shape = (cgutils.unpack_tuple(builder, x.shape, 2) for x in (a, b, c))
+        k = builder.select(args[3], a_shape[0], a_shape[1])
+        flag = lambda t: builder.select(t, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
+        dtype = sig.args[2].dtype
+        one = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+        zero = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
+        ptr = lambda x: builder.bitcast(x, void_p)
+        status = builder.call(fn, (ir.Constant(char, kind), flag(args[4]), flag(args[3]), c_shape[1], c_shape[0], k,
+                                   ptr(one), ptr(b.data), b_shape[1], ptr(a.data), a_shape[1], ptr(zero),
+                                   ptr(c.data), c_shape[1]))
+        return builder.sext(status, ir.IntType(64))
+
+    return types.int64(A, B, C, trans_a, trans_b), codegen
+
+
 @kernel()
 def dense_forward(A_in, W, b, Z):
     """Z = A_in @ W + b for A_in (n, k), W (k, m), b (m,), Z (n, m)."""
     n, k = A_in.shape
     m = W.shape[1]
     if n * k * m >= BLAS_MIN_MACS:
-        np.dot(A_in, W, Z)
+        _gemm(A_in, W, Z, False, False)
         for i in range(n):
             for j in range(m):
                 Z[i, j] += b[j]
@@ -137,7 +176,7 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
     m = delta.shape[1]
     big = n * k * m >= BLAS_MIN_MACS
     if big:
-        np.dot(A_in.T, delta, dW)
+        _gemm(A_in, delta, dW, True, False)
     else:
         dW[:, :] = 0.0
         for i in range(n):
@@ -152,7 +191,7 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
     if not want_dA:
         return
     if big:
-        np.dot(delta, W.T, dA_in)
+        _gemm(delta, W, dA_in, False, True)
         return
     for i in range(n):
         for p in range(k):
@@ -393,8 +432,26 @@ def clip_gradient(grad, clip_norm, clip_value):
 
 
 @kernel()
-def _augment(Xb, Yb, swb, tmp, train_hp):
-    """Input noise, input dropout and mixup on one gathered batch, in place."""
+def _mix_rows(arr, tmp, lam, shift):
+    """arr[i] := lam * arr[i] + (1 - lam) * arr[(i + shift) % n] for every row i; tmp: scratch.
+
+    Copies are element loops here and below: numba's checked slice assignment (a[:] = b) brings
+    in error-formatting code that took seconds of every cold compile."""
+    n, m = arr.shape
+    T = _block(tmp, 0, n, m)
+    for i in range(n):
+        for j in range(m):
+            T[i, j] = arr[i, j]
+    for i in range(n):
+        partner = (i + shift) % n
+        for j in range(m):
+            arr[i, j] = lam * T[i, j] + (1.0 - lam) * T[partner, j]
+
+
+@kernel()
+def _augment(Xb, Yb, swb, tmp, train_hp, mix):
+    """Input noise, input dropout and mixup on one gathered batch, in place; mix: this step's
+    mixup draws (lambda, u), drawn in Python (nncli.train.mixup_draws)."""
     nb, d = Xb.shape
     sigma = train_hp[NOISE]
     if sigma > 0.0:
@@ -410,20 +467,11 @@ def _augment(Xb, Yb, swb, tmp, train_hp):
     alpha = train_hp[MIXUP]
     if alpha > 0.0 and nb > 1:
         # mix each row with the row `shift` places on (Zhang et al., 2018: one lambda per batch)
-        lam = np.random.beta(alpha, alpha)
-        shift = np.random.randint(1, nb)
-        for arr in (Xb, Yb):
-            m = arr.shape[1]
-            T = _block(tmp, 0, nb, m)
-            T[:, :] = arr
-            for i in range(nb):
-                partner = (i + shift) % nb
-                for j in range(m):
-                    arr[i, j] = lam * T[i, j] + (1.0 - lam) * T[partner, j]
-        T1 = tmp[:nb]
-        T1[:] = swb
-        for i in range(nb):
-            swb[i] = lam * T1[i] + (1.0 - lam) * T1[(i + shift) % nb]
+        lam = mix[0]
+        shift = 1 + int(mix[1] * (nb - 1))
+        _mix_rows(Xb, tmp, lam, shift)
+        _mix_rows(Yb, tmp, lam, shift)
+        _mix_rows(_block(swb, 0, nb, 1), tmp, lam, shift)
 
 
 @kernel()
@@ -437,14 +485,15 @@ def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, 
 
 @kernel(nogil=True)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
-                opt_code, opt_hp, s1, s2, t, train_hp, seed, ws, stats, records, rec_every, rec_count, before,
+                opt_code, opt_hp, s1, s2, t, train_hp, seed, mix, ws, stats, records, rec_every, rec_count, before,
                 epoch, first_step, control):
     """Mini-batch training over the rows in `perm` from step `first_step` of the epoch to its end;
     returns the new optimizer step count t.
 
     Rows are visited in perm's order, batch_size at a time. With seed != 0, numba's generator is
     reseeded with seed + step before every step, so that the random draws of a step (dropout,
-    rrelu, noise, mixup) do not depend on where a run was interrupted and resumed.
+    rrelu, noise) do not depend on where a run was interrupted and resumed. mix holds each step's
+    mixup draws (steps, 2); without mixup one row of zeros.
 
     Stops early, leaving stats[STATUS] != OK and stats[STEP] = the step of the epoch it stopped
     at: before the update of a step whose loss or gradient is not finite (NONFINITE_*), or before
@@ -485,7 +534,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
                 Yb[i, k] = Y[r, k]
             swb[i] = sw[r]
         if augment:
-            _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp)
+            _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs)
         if penalty:
             weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
@@ -508,7 +557,8 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if recording:
             rec[record.GRAD_NORM] = norm
             rec[record.CLIPPED] = fired
-            before[:] = theta
+            for i in range(theta.shape[0]):
+                before[i] = theta[i]
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
         if recording:
             record.record_update(rec, theta, before, layout)
@@ -526,4 +576,6 @@ def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk):
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False)
-        out[start:start + nb] = Zout
+        for i in range(nb):
+            for k in range(Zout.shape[1]):
+                out[start + i, k] = Zout[i, k]
