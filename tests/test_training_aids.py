@@ -189,7 +189,9 @@ def _views(ws, offs, layout, l, nb):
 
 @njit
 def _layer_views_jit(ws, offs, layout, l, nb):
-    return mlp._layer_views(ws, offs, layout, l, nb)
+    # copies: the kernels' views do not own memory and must not leave compiled code
+    Z, A, D, H, M, mu, sig = mlp._layer_views(ws, offs, layout, l, nb)
+    return Z.copy(), A.copy(), D.copy(), H.copy(), M.copy(), mu.copy(), sig.copy()
 
 
 def test_rrelu_draws_slopes_in_range_while_training_and_uses_their_mean_after():
