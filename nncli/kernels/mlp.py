@@ -69,6 +69,24 @@ def workspace_offsets(layout, batch_size):
     return offs
 
 
+def _view_codegen(ret):
+    """Code for an unowned C-contiguous view `ret` of buf[off:]; args: buf, off, then the shape."""
+
+    def codegen(context, builder, sig, args):
+        off, *shape = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:]))
+        src = make_array(sig.args[0])(context, builder, args[0])
+        out = make_array(ret)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ret.dtype)))
+        strides = [itemsize]
+        for extent in reversed(shape[1:]):
+            strides.insert(0, builder.mul(extent, strides[0]))
+        populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, shape),
+                       strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None, parent=None)
+        return impl_ret_untracked(context, builder, ret, out._getvalue())
+
+    return codegen
+
+
 @intrinsic
 def _block(typingctx, buf, off, n, m):
     """buf[off:off + n*m] as a C-contiguous (n, m) array sharing buf's memory, unchecked.
@@ -81,18 +99,14 @@ def _block(typingctx, buf, off, n, m):
     leave compiled code.
     """
     ret = types.Array(buf.dtype, 2, "C")
+    return ret(buf, off, n, m), _view_codegen(ret)
 
-    def codegen(context, builder, sig, args):
-        off, n, m = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:]))
-        src = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(ret)(context, builder)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ret.dtype)))
-        populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, [n, m]),
-                       strides=cgutils.pack_array(builder, [builder.mul(m, itemsize), itemsize]),
-                       itemsize=itemsize, meminfo=None, parent=None)
-        return impl_ret_untracked(context, builder, ret, out._getvalue())
 
-    return ret(buf, off, n, m), codegen
+@intrinsic
+def _span(typingctx, buf, off, n):
+    """buf[off:off + n], unchecked and unowned like _block."""
+    ret = types.Array(buf.dtype, 1, "C")
+    return ret(buf, off, n), _view_codegen(ret)
 
 
 @kernel(inline="always")
@@ -111,7 +125,7 @@ def _layer_views(ws, offs, layout, l, nb):
     H = _block(ws, o + 2 * bs * units, nb, units)
     M = _block(ws, o + 3 * bs * units, nb, units)
     o += 4 * bs * units
-    return Z, A, D, H, M, ws[o:o + units], ws[o + units:o + 2 * units]
+    return Z, A, D, H, M, _span(ws, o, units), _span(ws, o + units, units)
 
 
 _BLAS_KINDS = {types.float32: "s", types.float64: "d"}
@@ -301,7 +315,7 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
         pieces = layout[l, PIECES]
         width = units * pieces
         W = _block(theta, layout[l, W_OFF], n_in, width)
-        b = theta[layout[l, B_OFF]:layout[l, B_OFF] + width]
+        b = _span(theta, layout[l, B_OFF], width)
         Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, l, nb)
         dense_forward(A_in, W, b, Z)
         if l == L - 1:
@@ -309,14 +323,14 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
         bn = layout[l, BN]
         g = max(layout[l, G_OFF], 0)
         r = max(layout[l, R_OFF], 0)
-        gamma = theta[g:g + units]
-        beta = theta[g + units:g + 2 * units]
-        run_mean = running[r:r + units]
-        run_var = running[r + units:r + 2 * units]
+        gamma = _span(theta, g, units)
+        beta = _span(theta, g + units, units)
+        run_mean = _span(running, r, units)
+        run_var = _span(running, r + units, units)
         if bn == BN_BEFORE:
             batch_norm_forward(Z, H, mu, sig, gamma, beta, run_mean, run_var, training,
                                    layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
-        alpha = theta[max(layout[l, A_OFF], 0):max(layout[l, A_OFF], 0) + max(layout[l, N_A], 1)]
+        alpha = _span(theta, max(layout[l, A_OFF], 0), max(layout[l, N_A], 1))
         activation_forward(layout[l, ACT], Z, A, D, layer_hp[l, P0], layer_hp[l, P1], alpha, pieces, training)
         if bn == BN_AFTER:
             batch_norm_forward(A, H, mu, sig, gamma, beta, run_mean, run_var, training,
@@ -344,7 +358,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
         width = layout[l, N_OUT] * layout[l, PIECES]
         W = _block(theta, layout[l, W_OFF], n_in, width)
         dW = _block(grad, layout[l, W_OFF], n_in, width)
-        db = grad[layout[l, B_OFF]:layout[l, B_OFF] + width]
+        db = _span(grad, layout[l, B_OFF], width)
         dZ = _block(ws, cur, nb, width)
         if l == 0:
             dense_backward(Xb, dZ, W, dW, db, dZ, False)
@@ -361,9 +375,9 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
         bn = layout[j, BN]
         units = n_in
         g = max(layout[j, G_OFF], 0)
-        gamma = theta[g:g + units]
-        dgamma = grad[g:g + units]
-        dbeta = grad[g + units:g + 2 * units]
+        gamma = _span(theta, g, units)
+        dgamma = _span(grad, g, units)
+        dbeta = _span(grad, g + units, units)
         if bn == BN_AFTER:
             batch_norm_backward(G, H, sig, gamma, dgamma, dbeta)
         pieces = layout[j, PIECES]
@@ -381,7 +395,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
             if code == PRELU:
                 a = layout[j, A_OFF]
                 n_a = layout[j, N_A]
-                dalpha = grad[a:a + n_a]
+                dalpha = _span(grad, a, n_a)
                 dalpha[:] = 0.0
                 for i in range(nb):
                     for k in range(units):
@@ -528,7 +542,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         nb = min(batch_size, n - start)
         Xb = _block(ws, offs[0], nb, d)
         Yb = _block(ws, offs[1], nb, K)
-        swb = ws[offs[2]:offs[2] + nb]
+        swb = _span(ws, offs[2], nb)
         for i in range(nb):
             r = perm[start + i]
             for j in range(d):
