@@ -118,7 +118,7 @@ def _relu(z):
 
 
 @kernel(inline="always")
-def _leaky_relu(z, slope):
+def leaky_relu(z, slope):
     return (z, 1.0) if z > 0.0 else (slope * z, slope)
 
 
@@ -146,7 +146,7 @@ def activate(code, z, p0, p1):
     if code == TANH:
         return _tanh(z)
     if code == LEAKY_RELU or code == PRELU:  # prelu: the kernel passes the learned slope as p0
-        return _leaky_relu(z, p0)
+        return leaky_relu(z, p0)
     if code == RRELU:  # at inference: the mean slope; while training the kernel draws one
         slope = 0.5 * (p0 + p1)
         return (z, 1.0) if z > 0.0 else (slope * z, slope)
@@ -245,7 +245,7 @@ def activate_rows(code, Z, A, D, p0, p1):
     elif code == LEAKY_RELU:
         for i in range(n):
             for j in range(u):
-                A[i, j], D[i, j] = _leaky_relu(Z[i, j], p0)
+                A[i, j], D[i, j] = leaky_relu(Z[i, j], p0)
     elif code == TANH:
         for i in range(n):
             for j in range(u):

@@ -29,7 +29,7 @@ from numba.np.arrayobj import make_array, populate_array
 
 from nncli.kernels import kernel
 from nncli.kernels import record
-from nncli.kernels.activations import MAXOUT, PRELU, RRELU, activate, activate_rows
+from nncli.kernels.activations import MAXOUT, PRELU, RRELU, leaky_relu, activate_rows
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
@@ -286,7 +286,7 @@ def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training):
         per_unit = alpha.shape[0] > 1
         for i in range(n):
             for j in range(u):
-                A[i, j], D[i, j] = activate(PRELU, Z[i, j], alpha[j if per_unit else 0], 0.0)
+                A[i, j], D[i, j] = leaky_relu(Z[i, j], alpha[j if per_unit else 0])
     elif code == RRELU and training:
         for i in range(n):
             for j in range(u):
@@ -360,14 +360,16 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
         dW = _block(grad, layout[l, W_OFF], n_in, width)
         db = _span(grad, layout[l, B_OFF], width)
         dZ = _block(ws, cur, nb, width)
-        if l == 0:
-            dense_backward(Xb, dZ, W, dW, db, dZ, False)
-            return
-        # layer j = l - 1 fed this one: walk its steps back from its output to its Z
-        j = l - 1
+        # layer j = l - 1 fed this one (for l = 0 its views go unused): after dW and db, walk
+        # its steps back from its output to its Z. One call site with a run-time flag: a literal
+        # True and False would compile dense_backward twice.
+        j = max(l - 1, 0)
         Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, j, nb)
         G = _block(ws, nxt, nb, n_in)
-        dense_backward(A, dZ, W, dW, db, G, True)
+        inner = l > 0
+        dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner)
+        if not inner:
+            return
         if layer_hp[j, DROPOUT] > 0.0:
             for i in range(nb):
                 for k in range(n_in):
