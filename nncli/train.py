@@ -244,61 +244,69 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     schedule = Schedule(train_cfg["schedule"], opt_hp[LR], train_cfg["epochs"], st.schedule)
     opt_hp[LR] = schedule.lr
     stop_reason, diverged, interrupted = "completed all epochs", None, None
-    loop_seconds, epochs = 0.0, train_cfg["epochs"]
-    while st.epoch <= epochs:
-        if st.perm is None:  # a new epoch: draw its order and seed
-            st.perm = rng.permutation(n) if train_cfg["shuffle"] else np.arange(n)
-            st.seed = int(rng.integers(1, 2**31 - 1)) if stochastic else 0
-            st.step, st.loss_sum, st.clipped = 0, 0.0, 0
-            st.rng = rng.bit_generator.state  # after this epoch's draws: where a resumed run goes on
-        stats[mlp.LOSS_SUM], stats[mlp.CLIPPED_STEPS] = st.loss_sum, st.clipped
-        start = time.perf_counter()
-        st.t = run_interruptible(lambda: run_epoch(st.perm, st.t, st.seed, st.epoch, st.step))
-        seconds = time.perf_counter() - start
-        loop_seconds += seconds
-        st.step, st.loss_sum, st.clipped = int(stats[mlp.STEP]), stats[mlp.LOSS_SUM], int(stats[mlp.CLIPPED_STEPS])
-        status = stats[mlp.STATUS]
-        if status == mlp.INTERRUPTED:
-            interrupted = {"epoch": st.epoch, "step": st.step, "global_step": st.t}
-            stop_reason = f"interrupted at epoch {st.epoch}, step {st.step}"
-            break
-        if status != mlp.OK:
-            what = "loss" if status == mlp.NONFINITE_LOSS else "gradient norm"
-            diverged = {"epoch": st.epoch, "step": st.step + 1, "global_step": st.t + 1, "what": what}
-            message = (f"the training {what} became non-finite at epoch {st.epoch}, step {st.step + 1}; "
-                       f"lower train.optimizer.lr (now {opt_hp[LR]:g}) or set train.clip_norm (e.g. 1.0)")
-            if not stop_on_divergence:
-                raise TrainingDiverged(message)
-            stop_reason = message
-            break
-        entry = {"epoch": st.epoch, "epochs": epochs, "train_loss": float(st.loss_sum / n),
-                 "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
-                 "lr": float(opt_hp[LR]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0,
-                 "clipped_steps": st.clipped}
-        if val is not None:  # one forward pass serves the loss and the metric
-            Z = logits(network, val.X)
-            entry["val_loss"] = logits_loss(Z, loss_code, lhp, val.Y, val.sw)
-            if metric is not None:
-                entry["metric_name"], entry["val_metric"] = metric(Z, val)
-        for key in st.history:
-            st.history[key].append(entry[key])
-        current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(monitor, entry["val_metric"])
-        score = -current if maximize else current
-        if score < st.best_value - es["min_delta"]:
-            st.best_value, st.best_epoch, st.waited = score, st.epoch, 0
-            if es["enabled"] and es["restore_best"]:
-                st.best_theta, st.best_running = theta.copy(), network.running.copy()
-        else:
-            st.waited += 1
-        opt_hp[LR] = schedule.step(score)
-        st.schedule = schedule.counters()
-        st.epoch += 1
-        st.perm = None
-        if callback is not None:
-            callback(entry)
-        if es["enabled"] and st.waited >= es["patience"]:
-            stop_reason = f"early stopping: {monitor} did not improve for {es['patience']} epochs"
-            break
+    epochs = train_cfg["epochs"]
+
+    def run_epochs():
+        """The epoch loop, run in one worker thread (see run_interruptible): a thread per epoch
+        cost more than a Pima epoch's 77 compiled steps."""
+        nonlocal stop_reason, diverged, interrupted
+        while st.epoch <= epochs:
+            if st.perm is None:  # a new epoch: draw its order and seed
+                st.perm = rng.permutation(n) if train_cfg["shuffle"] else np.arange(n)
+                st.seed = int(rng.integers(1, 2**31 - 1)) if stochastic else 0
+                st.step, st.loss_sum, st.clipped = 0, 0.0, 0
+                st.rng = rng.bit_generator.state  # after this epoch's draws: where a resumed run goes on
+            stats[mlp.LOSS_SUM], stats[mlp.CLIPPED_STEPS] = st.loss_sum, st.clipped
+            start = time.perf_counter()
+            st.t = run_epoch(st.perm, st.t, st.seed, st.epoch, st.step)
+            seconds = time.perf_counter() - start
+            st.step, st.loss_sum, st.clipped = int(stats[mlp.STEP]), stats[mlp.LOSS_SUM], int(stats[mlp.CLIPPED_STEPS])
+            status = stats[mlp.STATUS]
+            if status == mlp.INTERRUPTED:
+                interrupted = {"epoch": st.epoch, "step": st.step, "global_step": st.t}
+                stop_reason = f"interrupted at epoch {st.epoch}, step {st.step}"
+                break
+            if status != mlp.OK:
+                what = "loss" if status == mlp.NONFINITE_LOSS else "gradient norm"
+                diverged = {"epoch": st.epoch, "step": st.step + 1, "global_step": st.t + 1, "what": what}
+                message = (f"the training {what} became non-finite at epoch {st.epoch}, step {st.step + 1}; "
+                           f"lower train.optimizer.lr (now {opt_hp[LR]:g}) or set train.clip_norm (e.g. 1.0)")
+                if not stop_on_divergence:
+                    raise TrainingDiverged(message)
+                stop_reason = message
+                break
+            entry = {"epoch": st.epoch, "epochs": epochs, "train_loss": float(st.loss_sum / n),
+                     "val_loss": float("nan"), "val_metric": float("nan"), "metric_name": None,
+                     "lr": float(opt_hp[LR]), "seconds": seconds, "rows_per_s": n / seconds if seconds > 0 else 0.0,
+                     "clipped_steps": st.clipped}
+            if val is not None:  # one forward pass serves the loss and the metric
+                Z = logits(network, val.X)
+                entry["val_loss"] = logits_loss(Z, loss_code, lhp, val.Y, val.sw)
+                if metric is not None:
+                    entry["metric_name"], entry["val_metric"] = metric(Z, val)
+            for key in st.history:
+                st.history[key].append(entry[key])
+            current = {"train_loss": entry["train_loss"], "val_loss": entry["val_loss"]}.get(monitor, entry["val_metric"])
+            score = -current if maximize else current
+            if score < st.best_value - es["min_delta"]:
+                st.best_value, st.best_epoch, st.waited = score, st.epoch, 0
+                if es["enabled"] and es["restore_best"]:
+                    st.best_theta, st.best_running = theta.copy(), network.running.copy()
+            else:
+                st.waited += 1
+            opt_hp[LR] = schedule.step(score)
+            st.schedule = schedule.counters()
+            st.epoch += 1
+            st.perm = None
+            if callback is not None:
+                callback(entry)
+            if es["enabled"] and st.waited >= es["patience"]:
+                stop_reason = f"early stopping: {monitor} did not improve for {es['patience']} epochs"
+                break
+
+    start = time.perf_counter()
+    run_interruptible(run_epochs)
+    loop_seconds = time.perf_counter() - start  # the whole loop, Python work between epochs included
     restored = st.best_theta is not None and interrupted is None
     if restored:
         theta[:], network.running[:] = st.best_theta, st.best_running
@@ -331,6 +339,8 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
     dtype = np.dtype(train_cfg["dtype"])
+    loader = preload(dtype) if not __import__("os").environ.get("XX_NOPRE") else threading.Thread(target=int)
+    if __import__("os").environ.get("XX_NOPRE"): loader.start()
     table = read_table(data_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
                        encoding=data_cfg["encoding"])
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)
@@ -361,6 +371,7 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     if every < 0:
         steps = -(-len(train_arrays.X) // min(train_cfg["batch_size"], len(train_arrays.X))) * train_cfg["epochs"]
         every = max(1, steps // 400)
+    loader.join()
     result = fit(network, train_arrays, val_arrays, train_cfg, prep.task, validation_metric(prep), callback,
                  shuffle_rng, every, stop_on_divergence, state, control)
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
@@ -439,27 +450,49 @@ def row_weights(prep: Preprocessor, Y: np.ndarray, class_weight) -> np.ndarray:
     return weights[idx]
 
 
-def warmup(dtypes=("float32", "float64")) -> dict:
-    """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm.
-
-    The kernels' types do not depend on the options a config switches on (those are run-time
-    values), so one small training run, prediction and loss per dtype covers them all.
-    """
+def _tiny_fit(dtype, every: int = 0) -> None:
+    """Train a 2-3-1 network for one step of 4 rows, with validation: this loads (or compiles) every
+    kernel fit() and logits() call for dtype. The kernels' types depend only on the dtype, not on
+    sizes or on the options a config switches on (those are run-time values)."""
     from nncli import config as config_mod
+    cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={dtype.name}",
+                                 "model.hidden=[{units: 3, activation: tanh}]"])
+    rng = np.random.default_rng(0)
+    net = build_network(2, 1, cfg["model"], dtype)
+    net.initialize(rng)
+    data = Arrays(rng.normal(size=(4, 2)).astype(dtype), (rng.random((4, 1)) > 0.5).astype(dtype),
+                  np.ones(4, dtype=dtype))
+    fit(net, data, data, cfg["train"], "binary", every=every)
+
+
+def preload(dtype) -> threading.Thread:
+    """Start loading the kernels for dtype in a thread; join it before training.
+
+    The first kernel call of a process costs numba about half a second of set-up (its registries,
+    SciPy's BLAS, the cached machine code), partly outside the GIL: started before the CSV is read,
+    it overlaps with reading and preprocessing. A failure here is ignored; the real call will
+    meet it again and report it.
+    """
+    def load():
+        try:
+            _tiny_fit(np.dtype(dtype))
+        except Exception:  # noqa: BLE001 - reported by the real call
+            pass
+
+    loader = threading.Thread(target=load, name="nncli-preload", daemon=True)
+    loader.start()
+    return loader
+
+
+def warmup(dtypes=("float32", "float64")) -> dict:
+    """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm."""
     from nncli.kernels import CACHE_DIR
     from nncli.kernels.activations import activate_array
 
     started = time.perf_counter()
-    rng = np.random.default_rng(0)
     for name in dtypes:
         dtype = np.dtype(name)
-        cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={name}",
-                                     "model.hidden=[{units: 3, activation: tanh}]"])
-        net = build_network(2, 1, cfg["model"], dtype)
-        net.initialize(rng)
-        data = Arrays(rng.normal(size=(8, 2)).astype(dtype), (rng.random((8, 1)) > 0.5).astype(dtype),
-                      np.ones(8, dtype=dtype))
-        fit(net, data, data, cfg["train"], "binary", every=1)
+        _tiny_fit(dtype, every=1)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
     return {"cache_dir": str(CACHE_DIR) if CACHE_DIR else None, "seconds": time.perf_counter() - started,
