@@ -158,24 +158,37 @@ def mixup_draws(seed: int, steps: int, alpha: float) -> np.ndarray:
     return np.column_stack([rng.beta(alpha, alpha, steps), rng.random(steps)])
 
 
-def run_interruptible(call):
-    """Run call() (a kernel that releases the GIL) in a worker thread, while the main thread
-    stays free to run signal handlers, which stop the kernel through its control array."""
-    out = {}
+def run_interruptible(call, control: np.ndarray):
+    """Run call() (a loop of kernels that release the GIL) in a worker thread, while the main
+    thread stays free to run signal handlers, which stop the kernel through control[0] != 0.
+
+    If the main thread is interrupted itself (KeyboardInterrupt where no handler is installed, as
+    in a notebook), the worker is stopped the same way before the exception goes on: training must
+    not go on changing the weights in the background.
+    """
+    out, done = {}, threading.Event()
 
     def target():
         try:
             out["value"] = call()
         except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=target, name="nncli-kernel", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.05)
+    # An Event rather than Thread.join: a join interrupted by KeyboardInterrupt can leave the
+    # thread marked as finished while it still runs (CPython 3.11's bpo-45274 handling).
+    threading.Thread(target=target, name="nncli-kernel", daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except BaseException:
+        control[0] = 1
+        done.wait()
+        raise
     if "error" in out:
         raise out["error"]
-    return out["value"]
+    return out.get("value")
 
 
 def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, task: str,
@@ -305,7 +318,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                 break
 
     start = time.perf_counter()
-    run_interruptible(run_epochs)
+    run_interruptible(run_epochs, control)
     loop_seconds = time.perf_counter() - start  # the whole loop, Python work between epochs included
     restored = st.best_theta is not None and interrupted is None
     if restored:
@@ -468,8 +481,9 @@ def _tiny_fit(dtype, every: int = 0) -> None:
 def preload(dtype) -> threading.Thread:
     """Start loading the kernels for dtype in a thread; join it before training.
 
-    The first kernel call of a process costs numba about half a second of set-up (its registries,
-    SciPy's BLAS, the cached machine code), partly outside the GIL: started before the CSV is read,
+    The first kernel call of a process costs numba about half a second of set-up (importing its
+    registries, scipy.linalg among them, and loading the cached machine code), partly outside the
+    GIL: started before the CSV is read,
     it overlaps with reading and preprocessing. A failure here is ignored; the real call will
     meet it again and report it.
     """

@@ -301,6 +301,15 @@ def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
     np.testing.assert_allclose(dA, d @ w.T, **tol)
 
 
+def test_dense_kernels_refuse_arrays_blas_would_misread():
+    """The gemm helper reads operands as C-contiguous: other layouts are a compile error, never
+    silently wrong numbers."""
+    rng = np.random.default_rng(0)
+    A = np.asfortranarray(rng.normal(size=(300, 40)))
+    with pytest.raises(Exception, match="(?i)typ"):
+        mlp.dense_forward(A, rng.normal(size=(40, 7)), np.zeros(7), np.empty((300, 7)))
+
+
 def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     net = make_net(2, [3, 1], [("relu", 0.0, 0.0)])
     X = np.array([[1.0, 2.0], [np.inf, 0.0], [1.0, 1.0]])

@@ -97,6 +97,33 @@ def test_divergence_names_the_step_and_keeps_the_existing_model(data, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
 
 
+def test_an_interrupted_caller_stops_the_training_thread():
+    """KeyboardInterrupt in the calling thread (no signal handler, as in a notebook) must stop the
+    worker through the control flag, not leave it training in the background."""
+    import _thread
+    import threading
+    import time
+
+    from nncli.train import run_interruptible
+
+    control = np.zeros(1, dtype=np.int64)
+    steps, stopped = [], threading.Event()
+
+    def loop():
+        while control[0] == 0:
+            steps.append(1)
+            time.sleep(0.001)
+        stopped.set()
+
+    threading.Timer(0.2, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_interruptible(loop, control)
+    assert stopped.is_set() and control[0] == 1
+    done = len(steps)
+    time.sleep(0.05)
+    assert len(steps) == done  # nothing runs after the exception has reached the caller
+
+
 def test_cache_falls_back_when_folders_are_not_writable(tmp_path):
     code = "import nncli.kernels as k; print(k.CACHE, k.CACHE_DIR)"
     env = dict(os.environ, NNCLI_CACHE_DIR="/proc/nncli-no", XDG_CACHE_HOME="/proc/nncli-no", HOME="/proc/nncli-no")

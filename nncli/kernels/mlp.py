@@ -98,6 +98,8 @@ def _block(typingctx, buf, off, n, m):
     Pima step took 3.2 instead of 4.3 us (best of 300 runs each). So it must not outlive buf or
     leave compiled code.
     """
+    if buf.layout != "C":
+        return None  # a typing error: only C-contiguous buffers are read as flat
     ret = types.Array(buf.dtype, 2, "C")
     return ret(buf, off, n, m), _view_codegen(ret)
 
@@ -105,6 +107,8 @@ def _block(typingctx, buf, off, n, m):
 @intrinsic
 def _span(typingctx, buf, off, n):
     """buf[off:off + n], unchecked and unowned like _block."""
+    if buf.layout != "C":
+        return None
     ret = types.Array(buf.dtype, 1, "C")
     return ret(buf, off, n), _view_codegen(ret)
 
@@ -140,6 +144,9 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b):
     (numba_xxgemm, which loads SciPy's BLAS on its first call) with row-major arrays read as
     column-major ones: C.T = op(B).T @ op(A).T. Shapes are the caller's to get right.
     """
+    if any(x.layout != "C" or x.ndim != 2 or x.dtype != C.dtype for x in (A, B)) or C.layout != "C" \
+            or C.dtype not in _BLAS_KINDS:
+        return None  # a typing error: the code below reads every operand as C-contiguous
     kind = ord(_BLAS_KINDS[C.dtype])
 
     def codegen(context, builder, sig, args):
