@@ -533,5 +533,13 @@ def aids(env: Env) -> list[Section]:
 WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids}
 
 
+def _cold(env: Env) -> list[Section]:
+    from bench.cold import cold  # bench.cold imports this module
+    return cold(env)
+
+
+WORKLOADS["cold"] = _cold
+
+
 def temp_folder():
     return tempfile.TemporaryDirectory(prefix="nncli-bench-")

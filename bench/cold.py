@@ -1,0 +1,53 @@
+"""7. A fresh machine: the first `nncli train` on an empty kernel cache, and `nncli warmup`."""
+
+import os
+import subprocess
+
+from bench.harness import Section, Stat, md_table, timed
+from bench.workloads import PIMA_CONFIG, PIMA_MISSING, REPO, Env, nncli_command
+
+TITLE = "7. Cold start: an empty kernel cache"
+
+
+def _run(cmd: list[str], cache) -> float:
+    env = {**os.environ, "NNCLI_CACHE_DIR": str(cache)}
+
+    def call():
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+
+    return timed(call)
+
+
+def cold(env: Env) -> list[Section]:
+    """Each round trains on a new, empty cache folder (NNCLI_CACHE_DIR), then again on the filled one.
+
+    Compiling dominates and does not share the machine's cores with anything else nncli does, so
+    there is nothing to alternate with: quick mode runs one round, full mode two, plus `nncli warmup`.
+    """
+    if env.pima is None:
+        return [Section(TITLE, PIMA_MISSING)]
+    nncli = nncli_command()
+    train = [*nncli, "train", str(env.pima), "--config", str(PIMA_CONFIG), "--quiet", "--out", str(env.tmp / "cold.npz")]
+    rounds = 1 if env.settings.name == "quick" else 2
+    first, second, warmup = [], [], []
+    for r in range(rounds):
+        cache = env.tmp / f"cold-cache-{r}"
+        first.append(_run(train, cache))
+        second.append(_run(train, cache))
+    if env.settings.name != "quick":
+        warmup.append(_run([*nncli, "warmup"], env.tmp / "cold-cache-warmup"))
+    rows = [["first `nncli train`, empty cache (compiles the float32 kernels)", Stat(first)],
+            ["the same command again, cache filled", Stat(second)]]
+    if warmup:
+        rows.append(["`nncli warmup` on an empty cache (float32 and float64)", Stat(warmup)])
+    body = (f"`{' '.join(['nncli', *train[len(nncli):]])}` with `NNCLI_CACHE_DIR` set to a new empty folder, "
+            f"{rounds} round(s); wall seconds of the whole process.\n\n"
+            + md_table(["what", "seconds"], rows))
+    compile_s = Stat(first).median - Stat(second).median
+    limits = (f"**7 (cold start).** On an empty cache nncli spends ≈{compile_s:.1f} s compiling: numba's type "
+              "inference and LLVM's optimization of one generic training kernel (every activation, loss, optimizer "
+              "and training aid is a run-time branch in it, so one compiled kernel serves every config of a dtype). "
+              "Later runs load the machine code from the cache folder.")
+    return [Section(TITLE, body, limits)]
