@@ -28,6 +28,7 @@ import pandas as pd
 from nncli.errors import ConfigError, DataError
 
 BLOCK_BYTES = 8 << 20  # bytes of whole lines parsed at a time
+FIRST_BLOCK_BYTES = 128 << 10
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
 
@@ -221,7 +222,8 @@ _BYTE_ENCODINGS = ("utf-8", "ascii", "latin-1", "iso8859", "cp125", "cp437", "cp
 def _data_start(path: Path, delimiter: str, encoding: str) -> tuple[int, int] | None:
     """Byte offsets where the first row starts and where the row after it starts, or None where
     blocks of lines cannot be cut from the bytes (an encoding whose newline, quote and delimiter
-    are not those ASCII bytes, or a first row holding a quote)."""
+    are not those ASCII bytes, a carriage return without a newline, or a first row that may go on
+    past its line: an odd count of quotes)."""
     try:
         name = codecs.lookup(_encoding(encoding)).name
     except LookupError:
@@ -233,7 +235,7 @@ def _data_start(path: Path, delimiter: str, encoding: str) -> tuple[int, int] | 
     with open(path, "rb") as f:
         for line in f:
             if line.strip(b" \t\r\n\xef\xbb\xbf"):
-                if b'"' in line or line.endswith(b"\r") or b"\r" in line.rstrip(b"\r\n"):
+                if line.count(b'"') % 2 or b"\r" in line.rstrip(b"\r\n"):
                     return None
                 return offset, offset + len(line)
             offset += len(line)
@@ -255,8 +257,13 @@ class _Blocks:
 
     def __init__(self, path: Path, start: int, width: int, numbers: set, missing: list, delimiter: str,
                  encoding: str):
+        # the text path compares stripped cells with the missing strings, pandas compares the cells as
+        # written, and a numeric missing string also as a number (-999 would take -999.0 too)
+        self.missing = [m for m in missing if m == m.strip()]
+        if any(np.isfinite(_float(m)) for m in self.missing):
+            numbers = ()
         self.path, self.start, self.width, self.numbers = path, start, width, set(numbers)
-        self.missing, self.delimiter, self.encoding = missing, delimiter, encoding
+        self.delimiter, self.encoding = delimiter, encoding
 
     def _bytes(self, block: _Block) -> bytes:
         with open(self.path, "rb") as f:
@@ -267,9 +274,10 @@ class _Blocks:
         """(offset, bytes) of successive blocks of whole lines, never cut inside a quoted field."""
         with open(self.path, "rb") as f:
             f.seek(self.start)
-            offset, rest = self.start, b""
+            offset, rest, size = self.start, b"", FIRST_BLOCK_BYTES
             while True:
-                more = f.read(BLOCK_BYTES)
+                more = f.read(min(size, BLOCK_BYTES))
+                size *= 4  # a small first block: the first rows (a header check, a small file) come fast
                 data = rest + more
                 if not data:
                     return
@@ -400,6 +408,13 @@ class _Blocks:
         text = data.decode(_encoding(self.encoding), errors="replace")
         _short_rows(io.StringIO(text, newline=""), self.path, self.delimiter, self.width,
                     self._lines_before(block.offset) + 1)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def _clean(frame: pd.DataFrame, j: int) -> bool:

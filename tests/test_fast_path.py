@@ -26,7 +26,7 @@ from nncli.schema import DEFAULT_MISSING
 ODD_CELLS = ["1", "-3", " 2 ", "\t7", "1.50", "1e5", "1E-5", ".5", "5.", "+3", "-0", "-0.0", "0", "inf", "-inf",
              "Infinity", "nan", "NaN", "NA", " NA ", "", "?", "null", "None", "1e", "1_000", "0x10", "1.2.3",
              "abc", "True", "False", "TRUE", "1e400", "1e-400", "12345678901234567890", "9007199254740993",
-             "0.1000000000000000055511151231257827", "-", "+"]
+             "0.1000000000000000055511151231257827", "-", "+", "-999", "-999.0", "1,5"]
 
 
 def every(names, has_header):
@@ -61,7 +61,7 @@ def same_numbers(a, b):
 
 
 @pytest.mark.parametrize("block_bytes", [64, 1 << 20])
-@pytest.mark.parametrize("missing", [DEFAULT_MISSING, ["NA"], []])
+@pytest.mark.parametrize("missing", [DEFAULT_MISSING, ["NA"], [], ["-999", " NA "]])
 def test_each_odd_cell_reads_as_the_text_path_reads_it(tmp_path, monkeypatch, block_bytes, missing):
     monkeypatch.setattr(nncli.data, "BLOCK_BYTES", block_bytes)
     rng = np.random.default_rng(0)
@@ -145,6 +145,15 @@ def test_a_long_row_in_a_later_block_names_its_line(tmp_path, small_blocks):
     path = write(tmp_path, "a,b\n\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match="line 103 has 3 fields where earlier rows have 2"):
         read_table(path, numbers=every)
+
+
+def test_a_quoted_header_and_quoted_cells(tmp_path, small_blocks):
+    rows = [f'"{k}","{k * 0.25}",' + ('"a, b"' if k % 2 else '"x"') for k in range(80)]
+    path = write(tmp_path, '"a","b","c"\n' + "\n".join(rows) + "\n")
+    fast, text = read_table(path, numbers=every), read_table(path)
+    assert list(fast.frame.columns) == ["a", "b", "c"] and fast.is_number("a") and fast.is_number("b")
+    for name in "abc":
+        assert fast.text(name).tolist() == text.text(name).tolist()
 
 
 def test_a_quoted_newline_never_splits_a_block(tmp_path, small_blocks):
