@@ -530,7 +530,10 @@ def aids(env: Env) -> list[Section]:
     return [Section(title, body, limits)]
 
 
-WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids}
+from bench.scaling import scaling  # noqa: E402 - these use this module's helpers
+from bench.streaming import streaming  # noqa: E402
+
+WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids, "scaling": scaling, "stream": streaming}
 
 
 def temp_folder():
