@@ -345,27 +345,30 @@ class _Blocks:
         return reread
 
     def whole(self) -> tuple[pd.DataFrame, Callable]:
-        """Every data row as one frame, gathered column by column (the numbers of each block are
-        copied out of its frame, so that no two copies of the whole table are alive at once)."""
-        parts = {j: [] for j in range(self.width)}
-        pieces = []
+        """Every data row as one frame. Each numeric column goes straight into one array sized for
+        the most rows the file can hold (a row has at least width - 1 delimiters and a newline):
+        its pages are only touched as rows arrive, and no block's copy outlives its block."""
+        capacity = (self.path.stat().st_size - self.start) // max(self.width - 1, 1) + 1
+        numbers = {j: np.empty(capacity) for j in self.numbers}
+        text = {j: [] for j in range(self.width) if j not in self.numbers}
+        pieces, n = [], 0
         for frame, block in self.blocks():
+            for j in list(numbers):
+                if j in self.numbers:
+                    numbers[j][n:n + len(frame)] = frame[j].to_numpy()
+                else:  # not clean in this block: text from here on, and for the blocks before it
+                    text[j] = [self.text(earlier, j) for earlier, _, _ in pieces]
+                    del numbers[j]
+            for j in text:
+                text[j].append(frame[j])
             pieces.append((block, 0, block.rows))
-            for j in range(self.width):
-                column = frame[j]
-                parts[j].append(column.to_numpy(copy=True) if column.dtype == np.float64 else column)
-            del frame, column
+            n += len(frame)
+            del frame
         if not pieces:
             return pd.DataFrame({j: pd.Series([], dtype=str) for j in range(self.width)}), None
-        columns = {}
-        for j in range(self.width):
-            if j in self.numbers:  # clean in every block
-                columns[j] = np.concatenate(parts[j]) if len(parts[j]) > 1 else parts[j][0]
-            else:  # text in every block: those read before it turned out not clean are parsed again
-                text = [self.text(block, j) if isinstance(part, np.ndarray) else part
-                        for part, (block, _, _) in zip(parts[j], pieces)]
-                columns[j] = pd.concat(text, ignore_index=True) if len(text) > 1 else text[0]
-            parts[j] = None
+        columns = {j: numbers[j][:n] if j in numbers else
+                   (pd.concat(text[j], ignore_index=True) if len(text[j]) > 1 else text[j][0])
+                   for j in range(self.width)}
         return pd.DataFrame(columns, copy=False), self._reread(pieces)
 
     def _as_text(self, frame: pd.DataFrame, block: _Block) -> pd.DataFrame:

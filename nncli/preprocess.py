@@ -26,6 +26,7 @@ from nncli.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
+TRANSFORM_ROWS = 8192
 
 
 @dataclass
@@ -209,21 +210,30 @@ class Preprocessor:
         return names
 
     def transform(self, table: Table, dtype=np.float64) -> np.ndarray:
-        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs)."""
+        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs).
+
+        Numeric features are written TRANSFORM_ROWS rows at a time, all columns of a block before
+        the next block, so that the rows being written stay in cache (a whole column at a time
+        walks all of X once per column).
+        """
         n = len(table.frame)
         X = np.empty((n, self.n_inputs), dtype=dtype)
-        j = 0
+        numeric, j = [], 0
         for f in self.features:
             if f.kind == "categorical":
                 X[:, j:j + f.width] = self._one_hot(f, table)
+            elif f.derived:
+                numeric.append((j, f, self._derived_values(derive.parse(f.name), table)))
+            elif table.is_number(f.name) and not f.zero_is_missing:  # clean already: no copy needed
+                numeric.append((j, f, table.frame[f.name].to_numpy()))
             else:
-                if f.derived:
-                    x = self._derived_values(derive.parse(f.name), table)
-                else:
-                    x = numeric_values(table, f.name, self.missing_values, f.zero_is_missing)
-                x[np.isnan(x)] = f.fill
-                X[:, j] = (x - f.center) / f.scale
+                numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
+        for start in range(0, n, TRANSFORM_ROWS):
+            block = X[start:start + TRANSFORM_ROWS]
+            for j, f, x in numeric:
+                x = x[start:start + TRANSFORM_ROWS]
+                block[:, j] = (np.where(np.isnan(x), f.fill, x) - f.center) / f.scale
         return X
 
     def _one_hot(self, f: Feature, table: Table) -> np.ndarray:
@@ -411,7 +421,8 @@ def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_miss
         row = int(np.flatnonzero(np.isnan(x))[0])
         raise DataError(f"{table.path}: line {table.line_of(row)}, column '{name}': missing value "
                         f"(data.impute is 'error')")
-    fill = {"mean": present.mean(), "median": np.median(present), "zero": 0.0, "error": 0.0}[cfg["impute"]]
+    fill = {"mean": present.mean, "median": lambda: np.median(present), "zero": lambda: 0.0,
+            "error": lambda: 0.0}[cfg["impute"]]()
     x = np.where(np.isnan(x), fill, x)
     if cfg["scaling"] == "standard":
         center, scale = x.mean(), x.std()
