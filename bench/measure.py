@@ -40,7 +40,7 @@ def run(cmd: list[str], cwd: Path, pythonpath: Path) -> Run:
     with tempfile.TemporaryDirectory(prefix="nncli-run-") as tmp:
         report = Path(tmp) / "run.json"
         done = subprocess.run([sys.executable, "-c", LAUNCHER, str(report), *map(str, cmd)], cwd=cwd, env=env,
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         if done.returncode != 0 or not report.exists():
             raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         seconds, maxrss_kib, code = json.loads(report.read_text())
@@ -66,8 +66,7 @@ def write_csv(path: Path, rows: int, columns: int, target: str, seed: int = 0) -
     text = buf.getvalue()
     with open(path, "w", encoding="ascii") as f:
         f.write(",".join([f"x{j}" for j in range(columns)] + ["y"]) + "\n")
-        for _ in range(rows // tile):
-            f.write(text)
+        f.writelines(text for _ in range(rows // tile))
         rest = rows % tile
         if rest:
             f.write("".join(text.splitlines(keepends=True)[:rest]))

@@ -18,9 +18,9 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,11 @@ class Table:
         Counts one line per row: a quoted field holding a newline shifts later rows.
         """
         return int(self.frame.index[pos]) + 1 + int(self.has_header)
+
+
+def every_column(names: list[str], has_header: bool) -> list[str]:
+    """read_table(numbers=every_column): every column as numbers where it is clean."""
+    return names
 
 
 def looks_numeric(text: str) -> bool:
@@ -274,25 +279,23 @@ class _Blocks:
         """(offset, bytes) of successive blocks of whole lines, never cut inside a quoted field."""
         with open(self.path, "rb") as f:
             f.seek(self.start)
-            offset, rest, size = self.start, b"", FIRST_BLOCK_BYTES
+            offset, size = self.start, FIRST_BLOCK_BYTES
             while True:
-                more = f.read(min(size, BLOCK_BYTES))
-                size *= 4  # a small first block: the first rows (a header check, a small file) come fast
-                data = rest + more
+                data = f.read(min(size, BLOCK_BYTES))
                 if not data:
                     return
-                cut = len(data) if not more else data.rfind(b"\n") + 1
-                if b'"' in data:  # an odd count of quotes before the cut: inside a quoted field
-                    while cut and data.count(b'"', 0, cut) % 2:
-                        cut = data.rfind(b"\n", 0, cut - 1) + 1
-                    if not cut and not more:
-                        cut = len(data)
-                if not cut:  # no whole line yet: read on
-                    rest = data
-                    continue
-                yield offset, data[:cut]
-                offset += cut
-                rest = data[cut:]
+                size *= 4  # a small first block: the first rows (a header check, a small file) come fast
+                parts = [data, f.readline()]  # to the end of the last line
+                quotes = data.count(b'"') + parts[1].count(b'"') if b'"' in data or b'"' in parts[1] else 0
+                while quotes % 2:  # inside a quoted field: on to a line end outside it
+                    line = f.readline()
+                    if not line:
+                        break
+                    parts.append(line)
+                    quotes += line.count(b'"')
+                data = b"".join(parts) if len(parts) > 2 or parts[1] else data
+                yield offset, data
+                offset += len(data)
 
     def parse(self, data: bytes, block_start: int, numbers: set, usecols=None) -> pd.DataFrame:
         """One block as a frame with columns 0..width-1: `numbers` parsed by inference with the
@@ -359,8 +362,8 @@ class _Blocks:
                 else:  # not clean in this block: text from here on, and for the blocks before it
                     text[j] = [self.text(earlier, j) for earlier, _, _ in pieces]
                     del numbers[j]
-            for j in text:
-                text[j].append(frame[j])
+            for j, parts in text.items():
+                parts.append(frame[j])
             pieces.append((block, 0, block.rows))
             n += len(frame)
             del frame

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from nncli.data import read_table, split_rows
+from nncli.data import every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
 from nncli.kernels import mlp, record
 from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
@@ -320,7 +320,6 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
     dtype = np.dtype(train_cfg["dtype"])
-    every_column = lambda names, has_header: names  # noqa: E731 - numbers where they parse cleanly
     table = read_table(data_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
                        encoding=data_cfg["encoding"], numbers=every_column, missing=data_cfg["missing_values"])
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)

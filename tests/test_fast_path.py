@@ -71,8 +71,8 @@ def test_each_odd_cell_reads_as_the_text_path_reads_it(tmp_path, monkeypatch, bl
         path = write(tmp_path, "x,y\n" + "\n".join(rows) + "\n")
         text = read_table(path)
         fast = read_table(path, numbers=every, missing=missing)
-        same_numbers(outcome(lambda: numeric_values(fast, "x", missing, False)),
-                     outcome(lambda: numeric_values(text, "x", missing, False)))
+        same_numbers(outcome(lambda t=fast: numeric_values(t, "x", missing, False)),
+                     outcome(lambda t=text: numeric_values(t, "x", missing, False)))
         assert fast.text("x").tolist() == text.text("x").tolist()
 
 
