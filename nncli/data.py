@@ -155,13 +155,14 @@ def _chunks(reader, path: Path, encoding: str):
 def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: str = "utf-8",
                expected_names: list[str] | None = None, chunk_rows: int | None = None,
                numbers: Callable[[list[str], bool], list[str]] | None = None, missing: list[str] = ()):
-    """Read a CSV file as text: a Table, or with chunk_rows an iterator of Tables.
+    """Read a CSV file: a Table, or with chunk_rows an iterator of Tables.
 
     header: "true", "false" or "auto". With expected_names (the training schema), "auto" means:
     a header if the first row holds those names, else headerless. Chunks share the first
     chunk's column names; their frame index counts data rows from the start of the file.
-    numbers(names, has_header) names the columns to read as numbers where they are clean (the module
-    docstring), with `missing` the strings that mean a missing value; the others are text.
+    Every cell is text, except that numbers(names, has_header) may name columns to read as
+    float64 wherever that is exact (see the module docstring), with `missing` the strings that
+    mean a missing value.
     """
     path = Path(path)
     if len(delimiter) != 1:
@@ -349,9 +350,10 @@ class _Blocks:
 
     def whole(self) -> tuple[pd.DataFrame, Callable]:
         """Every data row as one frame. Each numeric column goes straight into one array sized for
-        the most rows the file can hold (a row has at least width - 1 delimiters and a newline):
-        its pages are only touched as rows arrive, and no block's copy outlives its block."""
-        capacity = (self.path.stat().st_size - self.start) // max(self.width - 1, 1) + 1
+        the most rows the file can hold (a row has at least width - 1 delimiters and a newline, or
+        a character and a newline): its pages are only touched as rows arrive, and no block's copy
+        outlives its block."""
+        capacity = (self.path.stat().st_size - self.start) // max(self.width, 2) + 1
         numbers = {j: np.empty(capacity) for j in self.numbers}
         text = {j: [] for j in range(self.width) if j not in self.numbers}
         pieces, n = [], 0
