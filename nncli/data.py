@@ -9,16 +9,20 @@ float64 (a missing-value string gives NaN), which is many times faster and small
 column is kept as numbers only where that gives exactly what the text path would (nncli.preprocess
 .numeric_values): every cell an int or a finite float, no -0.0, no True/False; otherwise that
 block of the file is parsed again as text, so every error message comes from the text path.
-The file is parsed in blocks of whole lines (BLOCK_BYTES), which lets a block be parsed again and
-keeps ragged-row checks to one count of delimiters per block.
+The file is parsed in blocks of whole lines (BLOCK_BYTES), which lets a block be parsed again,
+keeps ragged-row checks to one count of delimiters per block, and lets two blocks be parsed at once
+in threads (pandas' parser releases the GIL), also while the caller works on the blocks before.
 """
 
 import codecs
 import csv
 import hashlib
 import io
+import os
 import re
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +31,9 @@ import pandas as pd
 
 from nncli.errors import ConfigError, DataError
 
-BLOCK_BYTES = 8 << 20  # bytes of whole lines parsed at a time
+BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see PARSE_THREADS)
 FIRST_BLOCK_BYTES = 128 << 10
+PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
 
@@ -319,22 +324,36 @@ class _Blocks:
             return f.read(offset).count(b"\n")
 
     def blocks(self):
-        """(frame, block) of every block; a column of self.numbers that is not clean in a block is
-        text there, and is parsed as text in every later block."""
+        """(frame, block) of every block, in order; a column of self.numbers that is not clean in a
+        block is text there, and in every later block. PARSE_THREADS blocks are parsed at once
+        (pandas' parser releases the GIL), also while the caller works on the ones before."""
         first = 0
-        for offset, data in self._cuts():
-            frame = self.parse(data, offset, self.numbers)
-            block = _Block(offset, len(data), first, len(frame))
-            self._check_short_rows(data, frame, block)
-            dirty = [j for j in sorted(self.numbers) if len(frame) and not _clean(frame, j)]
-            if dirty:
-                self.numbers -= set(dirty)
-                text = self.parse(data, offset, set(), usecols=dirty)
-                for j in dirty:
-                    frame[j] = text[j]
-            first += len(frame)
-            if len(frame):
-                yield frame, block
+        with ThreadPoolExecutor(PARSE_THREADS) as pool:
+            jobs, cuts = deque(), self._cuts()
+            while True:
+                while len(jobs) < PARSE_THREADS and (cut := next(cuts, None)) is not None:
+                    asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
+                    jobs.append((*cut, asked, pool.submit(self.parse, cut[1], cut[0], asked)))
+                if not jobs:
+                    return
+                offset, data, asked, job = jobs.popleft()
+                frame = self._settle(job.result(), data, offset, asked)
+                if len(frame):
+                    yield frame, _Block(offset, len(data), first, len(frame))
+                    first += len(frame)
+
+    def _settle(self, frame: pd.DataFrame, data: bytes, offset: int, asked: frozenset) -> pd.DataFrame:
+        """A parsed block checked for short rows, with its columns that are not clean, or no longer
+        wanted as numbers (an earlier block found them not clean), parsed again as text."""
+        self._check_short_rows(data, frame, offset)
+        dirty = [j for j in sorted(self.numbers & asked) if len(frame) and not _clean(frame, j)]
+        self.numbers -= set(dirty)
+        again = sorted(set(dirty) | (asked - self.numbers)) if len(frame) else []
+        if again:
+            text = self.parse(data, offset, set(), usecols=again)
+            for j in again:
+                frame[j] = text[j]
+        return frame
 
     def text(self, block: _Block, j: int) -> pd.Series:
         return self.parse(self._bytes(block), block.offset, set(), usecols=[j])[j]
@@ -405,7 +424,7 @@ class _Blocks:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
         return frame, pending[0][1].first + pending[0][2], self._reread(pieces)
 
-    def _check_short_rows(self, data: bytes, frame: pd.DataFrame, block: _Block) -> None:
+    def _check_short_rows(self, data: bytes, frame: pd.DataFrame, offset: int) -> None:
         """pandas pads a short row with empty cells; a short row has fewer delimiters (a long one is
         pandas' own error). A clean numeric last column without NaN has no padding at all."""
         last = frame[self.width - 1] if len(frame) else None
@@ -415,7 +434,7 @@ class _Blocks:
             return
         text = data.decode(_encoding(self.encoding), errors="replace")
         _short_rows(io.StringIO(text, newline=""), self.path, self.delimiter, self.width,
-                    self._lines_before(block.offset) + 1)
+                    self._lines_before(offset) + 1)
 
 
 def _float(text: str) -> float:
