@@ -232,15 +232,14 @@ _BYTE_ENCODINGS = ("utf-8", "ascii", "latin-1", "iso8859", "cp125", "cp437", "cp
 
 def _data_start(path: Path, delimiter: str, encoding: str) -> tuple[int, int] | None:
     """Byte offsets where the first row starts and where the row after it starts, or None where
-    blocks of lines cannot be cut from the bytes (an encoding whose newline, quote and delimiter
-    are not those ASCII bytes, a carriage return without a newline, or a first row that may go on
-    past its line: an odd count of quotes)."""
+    blocks of lines cannot be cut from the bytes: an encoding whose newline, quote and delimiter
+    are not those ASCII bytes, a delimiter that is not ASCII, a carriage return without a newline,
+    or a first row that may go on past its line (an odd count of quotes)."""
     try:
         name = codecs.lookup(_encoding(encoding)).name
     except LookupError:
         return None
-    if not name.startswith(_BYTE_ENCODINGS) or len(delimiter.encode("latin-1", "replace")) != 1 \
-            or delimiter in "\"\r\n":
+    if not name.startswith(_BYTE_ENCODINGS) or not delimiter.isascii() or delimiter in "\"\r\n":
         return None
     offset = 0
     with open(path, "rb") as f:
