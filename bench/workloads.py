@@ -530,7 +530,11 @@ def aids(env: Env) -> list[Section]:
     return [Section(title, body, limits)]
 
 
-WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids}
+# the data-path workloads, in their own modules (they use this module's helpers)
+from bench.scaling import scaling
+from bench.streaming import streaming
+
+WORKLOADS = {"pima": pima, "sweep": batch_sweep, "large": large, "aids": aids, "scaling": scaling, "stream": streaming}
 
 
 def _cold(env: Env) -> list[Section]:

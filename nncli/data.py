@@ -3,11 +3,26 @@
 Files are read as text (every cell a string, nothing guessed by pandas), so that nncli, not the
 parser, decides what is missing, what is a number and what is a category; see nncli.preprocess.
 Errors name the file and the line (1-based, as an editor shows it).
+
+The fast path: columns a caller asks for as numbers are parsed by pandas' C parser straight to
+float64 (a missing-value string gives NaN), which is many times faster and smaller than text. A
+column is kept as numbers only where that gives exactly what the text path would (nncli.preprocess
+.numeric_values): every cell an int or a finite float, no -0.0, no True/False; otherwise that
+block of the file is parsed again as text, so every error message comes from the text path.
+The file is parsed in blocks of whole lines (BLOCK_BYTES), which lets a block be parsed again,
+keeps ragged-row checks to one count of delimiters per block, and lets two blocks be parsed at once
+in threads (pandas' parser releases the GIL), also while the caller works on the blocks before.
 """
 
+import codecs
 import csv
 import hashlib
+import io
+import os
 import re
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,25 +31,39 @@ import pandas as pd
 
 from nncli.errors import ConfigError, DataError
 
+BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see PARSE_THREADS)
+FIRST_BLOCK_BYTES = 128 << 10
+PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
 
 @dataclass
 class Table:
-    frame: pd.DataFrame  # every cell a str; index = data row number, 0-based; not to be reassigned
+    # every cell a str, or a float64 column for one read as numbers (NaN: a missing value);
+    # index = data row number, 0-based; not to be reassigned
+    frame: pd.DataFrame
     has_header: bool
     path: str
+    reread: Callable[[int], pd.Series] | None = None  # the cells of the column at a position as text
     _text: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def is_number(self, name: str) -> bool:
+        """Whether column `name` was read as numbers (see the module docstring)."""
+        return self.frame[name].dtype == np.float64 and self.reread is not None
 
     def text(self, name: str) -> pd.Series:
         """Column `name` with surrounding white space stripped, computed once per table."""
         if name not in self._text:
-            self._text[name] = self.frame[name].str.strip()
+            cells = self.frame[name]
+            if self.is_number(name):  # the cells as written, parsed again (errors, labels, categories)
+                cells = self.reread(self.frame.columns.get_loc(name))
+            self._text[name] = cells.str.strip()
         return self._text[name]
 
     def subset(self, rows) -> "Table":
         """A table of the rows at these positions (their line numbers kept)."""
-        return Table(self.frame.iloc[rows], self.has_header, self.path)
+        reread = None if self.reread is None else (lambda j, parent=self.reread: parent(j).iloc[rows])
+        return Table(self.frame.iloc[rows], self.has_header, self.path, reread)
 
     def line_of(self, pos: int) -> int:
         """The file's 1-based line number of the row at position `pos` of the frame.
@@ -42,6 +71,11 @@ class Table:
         Counts one line per row: a quoted field holding a newline shifts later rows.
         """
         return int(self.frame.index[pos]) + 1 + int(self.has_header)
+
+
+def every_column(names: list[str], has_header: bool) -> list[str]:
+    """read_table(numbers=every_column): every column as numbers where it is clean."""
+    return names
 
 
 def looks_numeric(text: str) -> bool:
@@ -124,21 +158,28 @@ def _chunks(reader, path: Path, encoding: str):
 
 
 def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: str = "utf-8",
-               expected_names: list[str] | None = None, chunk_rows: int | None = None):
-    """Read a CSV file as text: a Table, or with chunk_rows an iterator of Tables.
+               expected_names: list[str] | None = None, chunk_rows: int | None = None,
+               numbers: Callable[[list[str], bool], list[str]] | None = None, missing: list[str] = ()):
+    """Read a CSV file: a Table, or with chunk_rows an iterator of Tables.
 
     header: "true", "false" or "auto". With expected_names (the training schema), "auto" means:
     a header if the first row holds those names, else headerless. Chunks share the first
     chunk's column names; their frame index counts data rows from the start of the file.
+    Every cell is text, except that numbers(names, has_header) may name columns to read as
+    float64 wherever that is exact (see the module docstring), with `missing` the strings that
+    mean a missing value.
     """
     path = Path(path)
     if len(delimiter) != 1:
         raise ConfigError(f"data.delimiter: must be one character, got {delimiter!r}")
     _check_file(path)
-    head = _read(path, delimiter=delimiter, encoding=encoding, nrows=None if chunk_rows is None else 200)
+    start = _data_start(path, delimiter, encoding)
+    fast = start is not None
+    head = _read(path, delimiter=delimiter, encoding=encoding, nrows=200 if fast or chunk_rows else None)
     if head.empty:
         raise DataError(f"{path}: the file is empty")
-    _check_short_rows(path, delimiter, encoding, head.shape[1])
+    if not fast:
+        _check_short_rows(path, delimiter, encoding, head.shape[1])
     first = [str(x) for x in head.iloc[0].tolist()]
     if header == "auto" and expected_names is not None:
         # a header that lacks some of the names is still a header: match_columns names the missing ones
@@ -155,6 +196,17 @@ def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: st
             raise DataError(f"{path}: duplicate column name(s) in the header: {', '.join(dupes)}")
     else:
         names = [f"col{j}" for j in range(head.shape[1])]
+    if fast:
+        wanted = set(numbers(names, has_header)) if numbers is not None else set()
+        blocks = _Blocks(path, start[1] if has_header else start[0], len(names),
+                         {j for j, n in enumerate(names) if n in wanted}, list(missing), delimiter, encoding)
+        if chunk_rows is None:
+            frame, reread = blocks.whole()
+            return _table(frame, names, has_header, path, delimiter, 0, reread)
+        if has_header and head.shape[0] == 1:
+            raise DataError(f"{path}: has a header row but no data rows")
+        return (_table(frame, names, has_header, path, delimiter, first_row, reread)
+                for frame, first_row, reread in blocks.chunks(chunk_rows))
     if chunk_rows is None:
         return _table(head.iloc[1:] if has_header else head, names, has_header, path, delimiter, 0)
     if has_header and len(head) == 1:  # pandas would call the file empty once the header is skipped
@@ -175,7 +227,236 @@ def read_table(path, *, header: str = "auto", delimiter: str = ",", encoding: st
     return tables()
 
 
-def _table(frame: pd.DataFrame, names: list, has_header: bool, path: Path, delimiter: str, start: int) -> Table:
+_BYTE_ENCODINGS = ("utf-8", "ascii", "latin-1", "iso8859", "cp125", "cp437", "cp850", "mac-roman")
+
+
+def _data_start(path: Path, delimiter: str, encoding: str) -> tuple[int, int] | None:
+    """Byte offsets where the first row starts and where the row after it starts, or None where
+    blocks of lines cannot be cut from the bytes: an encoding whose newline, quote and delimiter
+    are not those ASCII bytes, a delimiter that is not ASCII, a carriage return without a newline,
+    or a first row that may go on past its line (an odd count of quotes)."""
+    try:
+        name = codecs.lookup(_encoding(encoding)).name
+    except LookupError:
+        return None
+    if not name.startswith(_BYTE_ENCODINGS) or not delimiter.isascii() or delimiter in "\"\r\n":
+        return None
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip(b" \t\r\n\xef\xbb\xbf"):
+                if line.count(b'"') % 2 or b"\r" in line.rstrip(b"\r\n"):
+                    return None
+                return offset, offset + len(line)
+            offset += len(line)
+    return None
+
+
+@dataclass
+class _Block:
+    """Whole lines of the file: bytes [offset, offset + size), holding data rows [first, first + rows)."""
+
+    offset: int
+    size: int
+    first: int
+    rows: int
+
+
+class _Blocks:
+    """The data rows of a file from byte `start`, parsed block by block (see the module docstring)."""
+
+    def __init__(self, path: Path, start: int, width: int, numbers: set, missing: list, delimiter: str,
+                 encoding: str):
+        # the text path compares stripped cells with the missing strings, pandas compares the cells as
+        # written, and a numeric missing string also as a number (-999 would take -999.0 too)
+        self.missing = [m for m in missing if m == m.strip()]
+        if any(np.isfinite(_float(m)) for m in self.missing):
+            numbers = ()
+        self.path, self.start, self.width, self.numbers = path, start, width, set(numbers)
+        self.delimiter, self.encoding = delimiter, encoding
+
+    def _bytes(self, block: _Block) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(block.offset)
+            return f.read(block.size)
+
+    def _cuts(self):
+        """(offset, bytes) of successive blocks of whole lines, never cut inside a quoted field."""
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            offset, size = self.start, FIRST_BLOCK_BYTES
+            while True:
+                data = f.read(min(size, BLOCK_BYTES))
+                if not data:
+                    return
+                size *= 4  # a small first block: the first rows (a header check, a small file) come fast
+                parts = [data, f.readline()]  # to the end of the last line
+                quotes = data.count(b'"') + parts[1].count(b'"') if b'"' in data or b'"' in parts[1] else 0
+                while quotes % 2:  # inside a quoted field: on to a line end outside it
+                    line = f.readline()
+                    if not line:
+                        break
+                    parts.append(line)
+                    quotes += line.count(b'"')
+                data = b"".join(parts) if len(parts) > 2 or parts[1] else data
+                yield offset, data
+                offset += len(data)
+
+    def parse(self, data: bytes, block_start: int, numbers: set, usecols=None) -> pd.DataFrame:
+        """One block as a frame with columns 0..width-1: `numbers` parsed by inference with the
+        missing strings as NaN, the others as text."""
+        try:
+            return pd.read_csv(io.BytesIO(data), header=None, names=range(self.width), index_col=False,
+                               usecols=usecols, dtype={j: str for j in range(self.width) if j not in numbers},
+                               na_filter=bool(numbers), keep_default_na=False,
+                               na_values={j: self.missing for j in numbers}, sep=self.delimiter,
+                               encoding=_encoding(self.encoding), skip_blank_lines=True, engine="c")
+        except UnicodeDecodeError:
+            raise _decode_error(self.path, self.encoding) from None
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame({j: pd.Series([], dtype=str) for j in (usecols or range(self.width))})
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{self.path}: {_parser_message(str(exc), self._lines_before(block_start))}") from None
+
+    def _lines_before(self, offset: int) -> int:
+        with open(self.path, "rb") as f:
+            return f.read(offset).count(b"\n")
+
+    def blocks(self):
+        """(frame, block) of every block, in order; a column of self.numbers that is not clean in a
+        block is text there, and in every later block. PARSE_THREADS blocks are parsed at once
+        (pandas' parser releases the GIL), also while the caller works on the ones before."""
+        first = 0
+        with ThreadPoolExecutor(PARSE_THREADS) as pool:
+            jobs, cuts = deque(), self._cuts()
+            while True:
+                while len(jobs) < PARSE_THREADS and (cut := next(cuts, None)) is not None:
+                    asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
+                    jobs.append((*cut, asked, pool.submit(self.parse, cut[1], cut[0], asked)))
+                if not jobs:
+                    return
+                offset, data, asked, job = jobs.popleft()
+                frame = self._settle(job.result(), data, offset, asked)
+                if len(frame):
+                    yield frame, _Block(offset, len(data), first, len(frame))
+                    first += len(frame)
+
+    def _settle(self, frame: pd.DataFrame, data: bytes, offset: int, asked: frozenset) -> pd.DataFrame:
+        """A parsed block checked for short rows, with its columns that are not clean, or no longer
+        wanted as numbers (an earlier block found them not clean), parsed again as text."""
+        self._check_short_rows(data, frame, offset)
+        dirty = [j for j in sorted(self.numbers & asked) if len(frame) and not _clean(frame, j)]
+        self.numbers -= set(dirty)
+        again = sorted(set(dirty) | (asked - self.numbers)) if len(frame) else []
+        if again:
+            text = self.parse(data, offset, set(), usecols=again)
+            for j in again:
+                frame[j] = text[j]
+        return frame
+
+    def text(self, block: _Block, j: int) -> pd.Series:
+        return self.parse(self._bytes(block), block.offset, set(), usecols=[j])[j]
+
+    def _reread(self, pieces: list) -> Callable[[int], pd.Series]:
+        """The text of column j over pieces [(block, first row, last row + 1 within the block)]."""
+        def reread(j: int) -> pd.Series:
+            parts = [self.text(block, j).iloc[lo:hi] for block, lo, hi in pieces]
+            return pd.concat(parts, ignore_index=True).set_axis(range(pieces[0][0].first + pieces[0][1],
+                                                                      pieces[0][0].first + pieces[0][1]
+                                                                      + sum(hi - lo for _, lo, hi in pieces)))
+        return reread
+
+    def whole(self) -> tuple[pd.DataFrame, Callable]:
+        """Every data row as one frame. Each numeric column goes straight into one array sized for
+        the most rows the file can hold (a row has at least width - 1 delimiters and a newline, or
+        a character and a newline): its pages are only touched as rows arrive, and no block's copy
+        outlives its block."""
+        capacity = (self.path.stat().st_size - self.start) // max(self.width, 2) + 1
+        numbers = {j: np.empty(capacity) for j in self.numbers}
+        text = {j: [] for j in range(self.width) if j not in self.numbers}
+        pieces, n = [], 0
+        for frame, block in self.blocks():
+            for j in list(numbers):
+                if j in self.numbers:
+                    numbers[j][n:n + len(frame)] = frame[j].to_numpy()
+                else:  # not clean in this block: text from here on, and for the blocks before it
+                    text[j] = [self.text(earlier, j) for earlier, _, _ in pieces]
+                    del numbers[j]
+            for j, parts in text.items():
+                parts.append(frame[j])
+            pieces.append((block, 0, block.rows))
+            n += len(frame)
+            del frame
+        if not pieces:
+            return pd.DataFrame({j: pd.Series([], dtype=str) for j in range(self.width)}), None
+        columns = {j: numbers[j][:n] if j in numbers else
+                   (pd.concat(text[j], ignore_index=True) if len(text[j]) > 1 else text[j][0])
+                   for j in range(self.width)}
+        return pd.DataFrame(columns, copy=False), self._reread(pieces)
+
+    def _as_text(self, frame: pd.DataFrame, block: _Block) -> pd.DataFrame:
+        """The block's frame with the columns that later blocks found not clean as text."""
+        for j in frame.columns:
+            if frame[j].dtype == np.float64 and j not in self.numbers:
+                frame[j] = self.text(block, j)
+        return frame
+
+    def chunks(self, rows: int):
+        """(frame, first data row, reread) of successive chunks of `rows` rows each (the last fewer)."""
+        pending, count = [], 0  # pieces (frame, block, lo) of the chunk being gathered
+        for frame, block in self.blocks():
+            lo = 0
+            while lo < len(frame):
+                take = min(rows - count, len(frame) - lo)
+                pending.append((frame.iloc[lo:lo + take], block, lo))
+                count += take
+                lo += take
+                if count == rows:
+                    yield self._gather(pending)
+                    pending, count = [], 0
+        if pending:
+            yield self._gather(pending)
+
+    def _gather(self, pending: list):
+        pieces = [(block, lo, lo + len(frame)) for frame, block, lo in pending]
+        frames = [self._as_text(frame, block) for frame, block, _ in pending]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+        return frame, pending[0][1].first + pending[0][2], self._reread(pieces)
+
+    def _check_short_rows(self, data: bytes, frame: pd.DataFrame, offset: int) -> None:
+        """pandas pads a short row with empty cells; a short row has fewer delimiters (a long one is
+        pandas' own error). A clean numeric last column without NaN has no padding at all."""
+        last = frame[self.width - 1] if len(frame) else None
+        if last is None or (last.dtype.kind in "if" and not last.isna().any()):
+            return
+        if b'"' not in data and data.count(self.delimiter.encode("latin-1")) == (self.width - 1) * len(frame):
+            return
+        text = data.decode(_encoding(self.encoding), errors="replace")
+        _short_rows(io.StringIO(text, newline=""), self.path, self.delimiter, self.width,
+                    self._lines_before(offset) + 1)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _clean(frame: pd.DataFrame, j: int) -> bool:
+    """Whether column j parsed to what the text path makes of it, turning ints into float64 in place."""
+    column = frame[j]
+    if column.dtype == np.int64:
+        frame[j] = column.astype(np.float64)
+        return True
+    if column.dtype != np.float64:
+        return False
+    x = column.to_numpy()
+    return not (np.isinf(x).any() or (np.signbit(x) & (x == 0)).any())
+
+
+def _table(frame: pd.DataFrame, names: list, has_header: bool, path: Path, delimiter: str, start: int,
+           reread=None) -> Table:
     if frame.shape[1] != len(names):
         raise DataError(f"{path}: rows have {frame.shape[1]} fields where the first row has {len(names)}")
     frame = frame.reset_index(drop=True)
@@ -183,15 +464,15 @@ def _table(frame: pd.DataFrame, names: list, has_header: bool, path: Path, delim
     frame.columns = names
     if frame.empty and start == 0:
         raise DataError(f"{path}: has a header row but no data rows")
-    table = Table(frame, has_header, str(path))
+    table = Table(frame, has_header, str(path), reread)
     _check_shape(table, delimiter)
     return table
 
 
-def _parser_message(message: str) -> str:
+def _parser_message(message: str, lines_before: int = 0) -> str:
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
     if m:
-        return f"line {m.group(2)} has {m.group(3)} fields where earlier rows have {m.group(1)}"
+        return f"line {int(m.group(2)) + lines_before} has {m.group(3)} fields where earlier rows have {m.group(1)}"
     return f"cannot parse as CSV: {message.strip().splitlines()[-1]}"
 
 
@@ -202,12 +483,18 @@ def _check_short_rows(path: Path, delimiter: str, encoding: str, width: int) -> 
     is pandas' own error. Undecodable bytes are left for pandas to report.
     """
     with open(path, newline="", encoding=_encoding(encoding), errors="replace") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        line = 1
-        for row in reader:
-            if row and len(row) < width:
-                raise DataError(f"{path}: line {line} has {len(row)} fields where the first row has {width}")
-            line = reader.line_num + 1
+        _short_rows(f, path, delimiter, width, 1)
+
+
+def _short_rows(f, path, delimiter: str, width: int, line: int) -> None:
+    """Raise for the first row of text file f (whose first line is file line `line`) with fewer
+    than `width` fields."""
+    reader = csv.reader(f, delimiter=delimiter)
+    first = line
+    for row in reader:
+        if row and len(row) < width:
+            raise DataError(f"{path}: line {line} has {len(row)} fields where the first row has {width}")
+        line = first + reader.line_num
 
 
 def _check_shape(table: Table, delimiter: str) -> None:

@@ -1,11 +1,13 @@
 """Applying a trained model: probabilities, predictions, streaming `predict` and `evaluate`."""
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nncli import features as derive
 from nncli import metrics
 from nncli.data import Table, read_table
 from nncli.errors import DataError, OutputError
@@ -14,6 +16,7 @@ from nncli.preprocess import numeric_values
 from nncli.train import logits
 
 DEFAULT_CHUNK_ROWS = 100_000
+INFER_ROWS = 1024  # rows per forward pass: 4096 ran 2-4x slower per row on the bench's 2-core machine
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -27,7 +30,7 @@ def softmax(Z: np.ndarray) -> np.ndarray:
 
 def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
     """Class probabilities (n, K) for classifiers; predicted values (n, 1) for regression."""
-    Z = logits(model.network, X).astype(np.float64)
+    Z = logits(model.network, X, INFER_ROWS).astype(np.float64)
     task = model.prep.task
     if task == "binary":
         p = sigmoid(Z[:, 0])
@@ -37,15 +40,28 @@ def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
     return model.prep.unscale_target(Z)
 
 
-def read_for_model(model: Model, path, chunk_rows=None):
-    """Read a CSV with the header and format settings the model was trained with."""
+def read_for_model(model: Model, path, chunk_rows=None, keep=()):
+    """Read a CSV with the header and format settings the model was trained with; the columns the
+    model reads as numbers (and a numeric target) are parsed as numbers, the kept ones as text."""
     cfg = model.config["data"]
     prep = model.prep
+    wanted = {c for f in prep.features if f.kind == "numeric"
+              for c in (derive.parse(f.name).columns if f.derived else (f.name,))}
+    if prep.task == "regression" or prep.label_kind != "str":
+        wanted.add(prep.target)
+    wanted -= set(keep)
+
+    def numbers(names: list[str], has_header: bool) -> list[str]:
+        if has_header:
+            return [n for n in names if n in wanted]
+        schema = prep.columns if len(names) == len(prep.columns) else [c for c in prep.columns if c != prep.target]
+        return [n for n, c in zip(names, schema) if c in wanted] if len(schema) == len(names) else []
+
     # a model trained with a header reads files with or without one (then by position)
     header = "auto" if prep.has_header else "false"
     return read_table(path, header=header, delimiter=cfg["delimiter"], encoding=cfg["encoding"],
                       expected_names=prep.source_columns() if prep.has_header else None,
-                      chunk_rows=chunk_rows)
+                      chunk_rows=chunk_rows, numbers=numbers, missing=prep.missing_values)
 
 
 def unused_columns(model: Model, data_path, keep=()) -> list[str]:
@@ -57,25 +73,6 @@ def unused_columns(model: Model, data_path, keep=()) -> list[str]:
     return [c for c in first.frame.columns if c not in used]
 
 
-def output_frame(model: Model, table: Table, proba: bool, keep: list[str]) -> pd.DataFrame:
-    table = model.prep.match_columns(table)
-    X = model.prep.transform(table, model.network.dtype)
-    P = probabilities(model, X)
-    out = {}
-    for name in keep:
-        if name not in table.frame.columns:
-            raise DataError(f"{table.path}: --keep: no column named '{name}'")
-        out[name] = table.frame[name].to_numpy()
-    if model.prep.task == "regression":
-        out["prediction"] = P[:, 0]
-    else:
-        out["prediction"] = model.prep.decode_labels(P.argmax(axis=1))
-        if proba:
-            for k, label in enumerate(model.prep.labels):
-                out[f"proba_{label}"] = P[:, k]
-    return pd.DataFrame(out)
-
-
 def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep=(),
             chunk_rows: int = DEFAULT_CHUNK_ROWS, stream=None) -> int:
     """Write predictions for every row of data_path as CSV, chunk by chunk; returns rows written.
@@ -83,7 +80,7 @@ def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep
     With out_path the file appears atomically when complete; otherwise rows go to `stream`
     (default stdout) as they are computed.
     """
-    chunks = read_for_model(model, data_path, chunk_rows=chunk_rows)
+    chunks = read_for_model(model, data_path, chunk_rows=chunk_rows, keep=keep)
     if out_path is not None:
         out_path = Path(out_path)
         if out_path.exists() and out_path.resolve() == Path(data_path).resolve():
@@ -101,11 +98,70 @@ def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep
 def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
     n = 0
     for i, table in enumerate(chunks):
-        frame = output_frame(model, table, proba, list(keep))
-        text = frame.to_csv(index=False, header=(i == 0), lineterminator="\n", float_format="%.10g")
+        text = csv_text(output_columns(model, table, proba, list(keep)), header=(i == 0))
         f.write(text.encode() if binary else text)
-        n += len(frame)
+        n += len(table.frame)
     return n
+
+
+def output_columns(model: Model, table: Table, proba: bool, keep: list[str]) -> dict:
+    """The prediction file's columns for a table: kept input columns, the prediction, and with
+    proba the class probabilities; class labels as indices into model.prep.labels."""
+    table = model.prep.match_columns(table)
+    X = model.prep.transform(table, model.network.dtype)
+    P = probabilities(model, X)
+    out = {}
+    for name in keep:
+        if name not in table.frame.columns:
+            raise DataError(f"{table.path}: --keep: no column named '{name}'")
+        out[name] = table.frame[name].to_numpy()
+    if model.prep.task == "regression":
+        out["prediction"] = P[:, 0]
+    else:
+        out["prediction"] = _Labels(P.argmax(axis=1), model.prep.decode_labels(np.arange(len(model.prep.labels))))
+        if proba:
+            for k, label in enumerate(model.prep.labels):
+                out[f"proba_{label}"] = P[:, k]
+    return out
+
+
+@dataclass
+class _Labels:
+    idx: np.ndarray  # (n,) class indices
+    values: np.ndarray  # (K,) the labels as decode_labels gives them
+
+
+def csv_text(columns: dict, header: bool) -> str:
+    """The text DataFrame(columns).to_csv(index=False, float_format="%.10g") writes, with "\n" line
+    ends, made column by column: each class label is formatted once, each float by one %."""
+    cells = [_cells(v) for v in columns.values()]
+    if len(cells) == 1:  # the csv module quotes a lone empty field, so that it is not an empty line
+        lines = ['""' if c == "" else c for c in cells[0]]
+    else:
+        lines = list(map(",".join, zip(*cells)))
+    if header:
+        lines.insert(0, ",".join(_quote(str(name)) for name in columns))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _cells(values) -> list[str]:
+    if isinstance(values, _Labels):
+        return np.array(_cells(values.values), dtype=object)[values.idx].tolist()
+    if values.dtype.kind == "f":
+        cells = list(map("%.10g".__mod__, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values)):
+            cells[i] = ""
+        return cells
+    if values.dtype.kind in "iub":
+        return list(map(str, values.tolist()))
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else _quote(str(v)) for v in values.tolist()]
+
+
+def _quote(cell: str) -> str:
+    """A cell as the csv module's QUOTE_MINIMAL writes it (what DataFrame.to_csv does)."""
+    if any(c in cell for c in ',"\n\r'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 def evaluate(model: Model, data_path) -> dict:
@@ -120,7 +176,7 @@ def evaluate(model: Model, data_path) -> dict:
     if prep.task == "regression":
         y = prep.unscale_target(prep.encode_target(table, np.float64)[:, 0])
         return {"task": "regression", **metrics.regression(y, P[:, 0])}
-    y = prep.label_indices(table.text(prep.target), table)
+    y = prep.target_indices(table)
     return {"task": prep.task, **metrics.classification(y, P, prep.labels)}
 
 
@@ -152,11 +208,10 @@ def points(model: Model, path) -> tuple[np.ndarray, np.ndarray | None]:
     keep = ~np.isnan(xy).any(axis=1)
     y = None
     if prep.target in table.frame.columns:
-        raw = table.text(prep.target)
         if prep.task == "regression":
             y = numeric_values(table, prep.target, prep.missing_values, False)
         else:
-            y = prep.label_indices(raw, table).astype(np.float64)
+            y = prep.target_indices(table).astype(np.float64)
         y = y[keep]
     return xy[keep], y
 

@@ -26,6 +26,7 @@ from nncli.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression")
 MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
+TRANSFORM_ROWS = 8192
 
 
 @dataclass
@@ -135,18 +136,22 @@ class Preprocessor:
                               for c in spec.columns))
 
     def _fit_target(self, table: Table, data_cfg: dict) -> None:
-        raw = table.text(self.target)
-        # a missing-value string is missing in a numeric target, but may be a class ("NA") otherwise
-        tokens = raw.isin(self.missing_values) & (raw != "")
-        others = pd.to_numeric(raw[~raw.isin(self.missing_values)], errors="coerce")
-        empty = (raw == "") | (tokens & bool(others.notna().all()))
+        if table.is_number(self.target):  # every cell a number or a missing-value string (NaN)
+            numbers = table.frame[self.target]
+            empty = numbers.isna()
+        else:
+            raw = table.text(self.target)
+            # a missing-value string is missing in a numeric target, but may be a class ("NA") otherwise
+            tokens = raw.isin(self.missing_values) & (raw != "")
+            others = pd.to_numeric(raw[~raw.isin(self.missing_values)], errors="coerce")
+            empty = (raw == "") | (tokens & bool(others.notna().all()))
+            numbers = pd.to_numeric(raw, errors="coerce")
         if empty.any():
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise DataError(f"{table.path}: line {table.line_of(row)}: the target '{self.target}' is missing")
-        numbers = pd.to_numeric(raw, errors="coerce")
         numeric = not numbers.isna().any()
         integer = numeric and bool(np.all(np.mod(numbers.to_numpy(), 1) == 0))
-        n_unique = raw.nunique() if not numeric else numbers.nunique()
+        n_unique = table.text(self.target).nunique() if not numeric else numbers.nunique()
         task = data_cfg["task"]
         if task == "auto":
             if n_unique == 2:
@@ -160,7 +165,7 @@ class Preprocessor:
             if not numeric:
                 row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
                 raise DataError(f"{table.path}: line {table.line_of(row)}: regression target "
-                                f"'{self.target}' is not a number: {raw.iloc[row]!r}")
+                                f"'{self.target}' is not a number: {table.text(self.target).iloc[row]!r}")
             y = numbers.to_numpy(dtype=np.float64)
             _check_finite(y, table, self.target)
             if data_cfg["target_scaling"] == "standard":
@@ -169,7 +174,7 @@ class Preprocessor:
             return
         if n_unique < 2:
             raise DataError(f"{table.path}: the target '{self.target}' has only one class "
-                            f"({raw.iloc[0]!r}); a classifier needs at least two")
+                            f"({table.text(self.target).iloc[0]!r}); a classifier needs at least two")
         if task == "binary" and n_unique > 2:
             raise DataError(f"{table.path}: data.task is binary but the target '{self.target}' "
                             f"has {n_unique} classes; use multiclass")
@@ -178,7 +183,7 @@ class Preprocessor:
             labels = sorted(set(numbers.tolist()))
             self.labels = [canonical_number(v) for v in labels]
         else:
-            self.labels = sorted(set(raw.tolist()))
+            self.labels = sorted(set(table.text(self.target).tolist()))
 
     # ----- applying -----------------------------------------------------------------------------
     @property
@@ -205,21 +210,30 @@ class Preprocessor:
         return names
 
     def transform(self, table: Table, dtype=np.float64) -> np.ndarray:
-        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs)."""
+        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs).
+
+        Numeric features are written TRANSFORM_ROWS rows at a time, all columns of a block before
+        the next block, so that the rows being written stay in cache (a whole column at a time
+        walks all of X once per column).
+        """
         n = len(table.frame)
         X = np.empty((n, self.n_inputs), dtype=dtype)
-        j = 0
+        numeric, j = [], 0
         for f in self.features:
             if f.kind == "categorical":
                 X[:, j:j + f.width] = self._one_hot(f, table)
+            elif f.derived:
+                numeric.append((j, f, self._derived_values(derive.parse(f.name), table)))
+            elif table.is_number(f.name) and not f.zero_is_missing:  # clean already: no copy needed
+                numeric.append((j, f, table.frame[f.name].to_numpy()))
             else:
-                if f.derived:
-                    x = self._derived_values(derive.parse(f.name), table)
-                else:
-                    x = numeric_values(table, f.name, self.missing_values, f.zero_is_missing)
-                x[np.isnan(x)] = f.fill
-                X[:, j] = (x - f.center) / f.scale
+                numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
+        for start in range(0, n, TRANSFORM_ROWS):
+            block = X[start:start + TRANSFORM_ROWS]
+            for j, f, x in numeric:
+                x = x[start:start + TRANSFORM_ROWS]
+                block[:, j] = (np.where(np.isnan(x), f.fill, x) - f.center) / f.scale
         return X
 
     def _one_hot(self, f: Feature, table: Table) -> np.ndarray:
@@ -240,15 +254,25 @@ class Preprocessor:
 
     def encode_target(self, table: Table, dtype=np.float64) -> np.ndarray:
         """Training targets: (n, 1) 0/1 for binary, (n, K) one-hot, (n, 1) scaled values."""
-        raw = table.text(self.target)
         if self.task == "regression":
             y = numeric_values(table, self.target, self.missing_values, False)
             _check_finite(y, table, self.target)
             return ((y - self.target_center) / self.target_scale).astype(dtype)[:, None]
-        idx = self.label_indices(raw, table)
+        idx = self.target_indices(table)
         if self.task == "binary":
             return (idx == 1).astype(dtype)[:, None]
         return np.eye(len(self.labels), dtype=dtype)[idx]
+
+    def target_indices(self, table: Table) -> np.ndarray:
+        """The class index (into self.labels) of every row's target (n,)."""
+        if self.label_kind != "str" and table.is_number(self.target):
+            # numeric labels are canonical spellings of floats: equal floats, equal labels
+            values = np.array([float(label) for label in self.labels])
+            x = table.frame[self.target].to_numpy()
+            idx = np.minimum(np.searchsorted(values, x), len(values) - 1)
+            if np.all(values[idx] == x):
+                return idx.astype(np.int64)
+        return self.label_indices(table.text(self.target), table)  # and its error, naming the row
 
     def label_indices(self, raw: pd.Series, table: Table) -> np.ndarray:
         if self.label_kind != "str":
@@ -284,7 +308,7 @@ class Preprocessor:
             else:
                 raise DataError(f"{table.path}: has {width} columns and no header; the model was trained on "
                                 f"{len(self.columns)} columns ({len(self.columns) - 1} without the target)")
-            return Table(frame, table.has_header, table.path)  # renamed columns: a fresh text cache
+            return Table(frame, table.has_header, table.path, table.reread)  # renamed columns: a fresh text cache
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             hint = suggest(missing[0], frame.columns)
@@ -336,6 +360,8 @@ def resolve_column(ref, columns: list, path: str, key: str) -> str:
 
 
 def _mostly_numeric(table: Table, name: str, missing: list) -> bool:
+    if table.is_number(name):
+        return True
     text = table.text(name)
     present = text[~text.isin(missing)]
     if present.empty:
@@ -345,6 +371,11 @@ def _mostly_numeric(table: Table, name: str, missing: list) -> bool:
 
 def numeric_values(table: Table, name: str, missing: list, zero_is_missing: bool):
     """Column `name` as float64 with NaN for missing; a non-number is an error naming its line."""
+    if table.is_number(name):  # parsed already, and clean: what the text path below would give
+        numbers = table.frame[name].to_numpy(dtype=np.float64, copy=True)
+        if zero_is_missing:
+            numbers[numbers == 0] = np.nan
+        return numbers
     text = table.text(name)
     is_missing = text.isin(missing).to_numpy()
     numbers = np.array(pd.to_numeric(text.where(~is_missing, None), errors="coerce"), dtype=np.float64)
@@ -390,7 +421,8 @@ def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_miss
         row = int(np.flatnonzero(np.isnan(x))[0])
         raise DataError(f"{table.path}: line {table.line_of(row)}, column '{name}': missing value "
                         f"(data.impute is 'error')")
-    fill = {"mean": present.mean(), "median": np.median(present), "zero": 0.0, "error": 0.0}[cfg["impute"]]
+    fill = {"mean": present.mean, "median": lambda: np.median(present), "zero": lambda: 0.0,
+            "error": lambda: 0.0}[cfg["impute"]]()
     x = np.where(np.isnan(x), fill, x)
     if cfg["scaling"] == "standard":
         center, scale = x.mean(), x.std()

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from nncli.data import read_table, split_rows
+from nncli.data import every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
 from nncli.kernels import mlp, record
 from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
@@ -355,7 +355,7 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     loader = preload(dtype) if not __import__("os").environ.get("XX_NOPRE") else threading.Thread(target=int)
     if __import__("os").environ.get("XX_NOPRE"): loader.start()
     table = read_table(data_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
-                       encoding=data_cfg["encoding"])
+                       encoding=data_cfg["encoding"], numbers=every_column, missing=data_cfg["missing_values"])
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)
     split_rng, init_rng, shuffle_rng = (np.random.default_rng(s) for s in seeds)
     val_path = val_path or train_cfg["val_file"]
@@ -371,11 +371,14 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     if val_path is not None:
         val_table = prep.match_columns(read_table(
             val_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
-            encoding=data_cfg["encoding"], expected_names=prep.columns if table.has_header else None))
+            encoding=data_cfg["encoding"], expected_names=prep.columns if table.has_header else None,
+            numbers=every_column, missing=data_cfg["missing_values"]))
     loss_name(prep.task, train_cfg)  # a loss that does not fit the task fails before any work
 
     train_arrays = _arrays(prep, table, dtype, train_cfg["class_weight"])
     val_arrays = _arrays(prep, val_table, dtype, train_cfg["class_weight"]) if val_table is not None else None
+    n_train, n_val = len(table.frame), 0 if val_table is None else len(val_table.frame)
+    del table, val_table  # the parsed file is not needed once it is arrays
     network = build_network(prep.n_inputs, prep.n_outputs, config["model"], dtype)
     network.initialize(init_rng, config["model"]["init_gain"])
     state = None
@@ -390,9 +393,8 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
     summary = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "stop_reason": result.stop_reason,
                "restored_best": result.restored_best,
-               "metric_name": None if val_table is None else ("val_rmse" if prep.task == "regression" else "val_accuracy"),
-               "steps": result.steps, "n_train": len(table.frame),
-               "n_val": 0 if val_table is None else len(val_table.frame),
+               "metric_name": None if val_arrays is None else ("val_rmse" if prep.task == "regression" else "val_accuracy"),
+               "steps": result.steps, "n_train": n_train, "n_val": n_val,
                "data_file": Path(data_path).name, "task": prep.task, "loss": loss_name(prep.task, train_cfg)}
     model = Model(network, prep, config, history, summary)
     timing = {"total_seconds": time.perf_counter() - started, "loop_seconds": result.loop_seconds,
