@@ -352,8 +352,6 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
     dtype = np.dtype(train_cfg["dtype"])
-    loader = preload(dtype) if not __import__("os").environ.get("XX_NOPRE") else threading.Thread(target=int)
-    if __import__("os").environ.get("XX_NOPRE"): loader.start()
     table = read_table(data_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
                        encoding=data_cfg["encoding"], numbers=every_column, missing=data_cfg["missing_values"])
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)
@@ -387,7 +385,6 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     if every < 0:
         steps = -(-len(train_arrays.X) // min(train_cfg["batch_size"], len(train_arrays.X))) * train_cfg["epochs"]
         every = max(1, steps // 400)
-    loader.join()
     result = fit(network, train_arrays, val_arrays, train_cfg, prep.task, validation_metric(prep), callback,
                  shuffle_rng, every, stop_on_divergence, state, control)
     history = {k: v for k, v in result.history.items() if not all(np.isnan(v))}
@@ -478,26 +475,6 @@ def _tiny_fit(dtype, every: int = 0) -> None:
     data = Arrays(rng.normal(size=(4, 2)).astype(dtype), (rng.random((4, 1)) > 0.5).astype(dtype),
                   np.ones(4, dtype=dtype))
     fit(net, data, data, cfg["train"], "binary", every=every)
-
-
-def preload(dtype) -> threading.Thread:
-    """Start loading the kernels for dtype in a thread; join it before training.
-
-    The first kernel call of a process costs numba about half a second of set-up (importing its
-    registries, scipy.linalg among them, and loading the cached machine code), partly outside the
-    GIL: started before the CSV is read,
-    it overlaps with reading and preprocessing. A failure here is ignored; the real call will
-    meet it again and report it.
-    """
-    def load():
-        try:
-            _tiny_fit(np.dtype(dtype))
-        except Exception:  # noqa: BLE001 - reported by the real call
-            pass
-
-    loader = threading.Thread(target=load, name="nncli-preload", daemon=True)
-    loader.start()
-    return loader
 
 
 def warmup(dtypes=("float32", "float64")) -> dict:
