@@ -1,4 +1,4 @@
-"""python -m bench [--quick | --full] [--only pima,sweep,large,aids,scaling,stream] [--out FILE]"""
+"""python -m bench [--quick | --full] [--only pima,sweep,large,aids,scaling,stream,cold] [--out FILE]"""
 
 import argparse
 import datetime
