@@ -462,30 +462,27 @@ def row_weights(prep: Preprocessor, Y: np.ndarray, class_weight) -> np.ndarray:
     return weights[idx]
 
 
-def _tiny_fit(dtype, every: int = 0) -> None:
-    """Train a 2-3-1 network for one step of 4 rows, with validation: this loads (or compiles) every
-    kernel fit() and logits() call for dtype. The kernels' types depend only on the dtype, not on
-    sizes or on the options a config switches on (those are run-time values)."""
-    from nncli import config as config_mod
-    cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={dtype.name}",
-                                 "model.hidden=[{units: 3, activation: tanh}]"])
-    rng = np.random.default_rng(0)
-    net = build_network(2, 1, cfg["model"], dtype)
-    net.initialize(rng)
-    data = Arrays(rng.normal(size=(4, 2)).astype(dtype), (rng.random((4, 1)) > 0.5).astype(dtype),
-                  np.ones(4, dtype=dtype))
-    fit(net, data, data, cfg["train"], "binary", every=every)
-
-
 def warmup(dtypes=("float32", "float64")) -> dict:
-    """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm."""
+    """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm.
+
+    The kernels' types do not depend on the options a config switches on (those are run-time
+    values), so one small training run, prediction and loss per dtype covers them all.
+    """
+    from nncli import config as config_mod
     from nncli.kernels import CACHE_DIR
     from nncli.kernels.activations import activate_array
 
     started = time.perf_counter()
+    rng = np.random.default_rng(0)
     for name in dtypes:
         dtype = np.dtype(name)
-        _tiny_fit(dtype, every=1)
+        cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={name}",
+                                     "model.hidden=[{units: 3, activation: tanh}]"])
+        net = build_network(2, 1, cfg["model"], dtype)
+        net.initialize(rng)
+        data = Arrays(rng.normal(size=(8, 2)).astype(dtype), (rng.random((8, 1)) > 0.5).astype(dtype),
+                      np.ones(8, dtype=dtype))
+        fit(net, data, data, cfg["train"], "binary", every=1)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
     return {"cache_dir": str(CACHE_DIR) if CACHE_DIR else None, "seconds": time.perf_counter() - started,

@@ -11,6 +11,8 @@ Data layout (built by nncli.network, checked there; the kernels assume it):
   the layer's output, batch norm's momentum and eps.
 - ws: one float work buffer, carved by `workspace_offsets` into per-layer regions sized for a
   full batch.
+- Views of theta, grad and ws (`_block`, `_span`) own no memory: a function that returns one
+  (forward, _layer_views) is for compiled callers only; from Python, copy inside compiled code.
 
 Order inside a hidden layer: Z = A_in @ W + b, [batch norm], activation, [batch norm], [dropout].
 The backward pass walks the same steps in reverse. The mini-batch loop runs here, so an epoch
@@ -29,7 +31,7 @@ from numba.np.arrayobj import make_array, populate_array
 
 from nncli.kernels import kernel
 from nncli.kernels import record
-from nncli.kernels.activations import MAXOUT, PRELU, RRELU, leaky_relu, activate_rows
+from nncli.kernels.activations import MAXOUT, PRELU, RRELU, activate_rows, leaky_relu
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
