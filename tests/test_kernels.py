@@ -1,6 +1,8 @@
 """The compiled core against three oracles: PyTorch reference values (tools/make_torch_reference.py),
 central finite differences, and the plain-numpy reference in tests/naive.py. All in float64."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -299,6 +301,43 @@ def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
     np.testing.assert_allclose(dW, a.T @ d, **tol)
     np.testing.assert_allclose(db, d.sum(axis=0), **tol)
     np.testing.assert_allclose(dA, d @ w.T, **tol)
+
+
+_BLAS_PROBE = """
+import sys
+import numpy as np
+{first}
+from nncli.kernels import mlp
+rng = np.random.default_rng(0)
+A, W, b = rng.normal(size=(300, 40)), rng.normal(size=(40, 7)), rng.normal(size=7)
+Z = np.empty((300, 7))
+mlp.dense_forward(A, W, b, Z)
+linalg_imported = "scipy.linalg" in sys.modules
+import scipy.linalg
+import scipy.linalg.cython_blas as blas
+assert blas is sys.modules["scipy.linalg.cython_blas"]
+assert np.allclose(scipy.linalg.solve(2 * np.eye(3), np.ones(3)), 0.5)
+np.save(sys.argv[1], Z)
+print(linalg_imported)
+"""
+
+
+def test_blas_without_the_scipy_linalg_package_gives_the_same_numbers(tmp_path):
+    """nncli.kernels loads scipy's cython_blas module straight from its file (start-up time). The
+    GEMM results must equal, bit for bit, those of a process where scipy.linalg was imported
+    first (numba's usual path), and scipy.linalg must still import and work afterwards."""
+    out = {}
+    for name, first in [("direct", ""), ("usual", "import scipy.linalg")]:
+        path = tmp_path / f"{name}.npy"
+        proc = subprocess.run([sys.executable, "-c", _BLAS_PROBE.format(first=first), str(path)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        out[name] = (proc.stdout.strip(), np.load(path))
+    assert out["direct"][0] == "False" and out["usual"][0] == "True"
+    np.testing.assert_array_equal(out["direct"][1], out["usual"][1])
+    rng = np.random.default_rng(0)
+    A, W, b = rng.normal(size=(300, 40)), rng.normal(size=(40, 7)), rng.normal(size=7)
+    np.testing.assert_allclose(out["direct"][1], A @ W + b, rtol=1e-12, atol=1e-12)
 
 
 def test_dense_kernels_refuse_arrays_blas_would_misread():
