@@ -1,3 +1,3 @@
-from nncli.cli import main
+from nncli.cli import console
 
-main()
+console()

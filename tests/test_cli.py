@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import nncli
-from conftest import ENV, ROOT, nncli_cmd, nncli_many, shared_csv
+from conftest import ENV, ROOT, nncli_cmd, nncli_exe, nncli_many, shared_csv
 from nncli.cli import app
 from nncli.errors import CONFIG, DATA, MODEL_FILE, OUTPUT, USAGE
 
@@ -235,6 +235,17 @@ def test_reports_go_to_stderr_and_data_to_stdout(shell, files):
     assert result.stdout == ""
     for name in ("churned", "tenure_months", "monthly_charges", "support_calls"):  # never cut to "…"
         assert name in result.stderr and name in shell["info"].stderr
+
+
+def test_the_executable_delivers_all_of_stdout_before_its_fast_exit(shell):
+    """`nncli` ends with os._exit (no interpreter teardown): what it buffered must still arrive
+    whole. With buffered stdout, 600 predictions fit in one buffer: only the final flush sends them."""
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([nncli_exe(), "predict", str(shell["dir"] / "a.npz"), str(CHURN)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    result = invoke("predict", shell["dir"] / "a.npz", CHURN)
+    assert proc.returncode == 0 and result.exit_code == 0
+    assert proc.stdout == result.stdout and proc.stdout.count("\n") == 601
 
 
 def test_same_seed_gives_a_byte_identical_model_file(shell):
