@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nncli.kernels.activations import ACTIVATIONS, N_PARAMS
+from nncli.kernels.activations import ACTIVATIONS, LOOPED, N_PARAMS
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, BN_NONE,
                                   DROPOUT, FAMILY, FAMILY_OTHER, FAMILY_RELU, FAMILY_SATURATING, G_OFF, LAYER_HP_COLS,
                                   LAYOUT_COLS, MAX_DERIV, N_A, N_IN, N_OUT, PIECES, R_OFF, W_OFF)
@@ -117,6 +117,12 @@ class Network:
     @property
     def has_batch_norm(self) -> bool:
         return any(s.batch_norm != "none" for s in self.layers)
+
+    @property
+    def plain(self) -> bool:
+        """Runs on the plain kernels (nncli.kernels.mlp, extras=None): no batch norm, and only
+        activations with a loop of their own."""
+        return not self.has_batch_norm and all(ACTIVATIONS[s.activation].code in LOOPED for s in self.layers)
 
     @property
     def stochastic(self) -> bool:

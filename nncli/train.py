@@ -103,6 +103,14 @@ def logits_loss(Z: np.ndarray, code: int, hp: np.ndarray, Y, sw) -> float:
     return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z)))
 
 
+def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 0):
+    """The kernels' `extras` argument: None (the plain kernels, quicker to compile) when the run
+    needs no batch norm, no exotic activation, no gradient records and no input augmentation
+    (train_hp thp); else True."""
+    augment = thp is not None and (thp[NOISE] > 0 or thp[INPUT_DROPOUT] > 0 or thp[MIXUP] > 0)
+    return None if network.plain and not every and not augment else True
+
+
 def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
     """Output-layer logits (n, K) in inference mode; batch norm is folded into the dense layers."""
     if network.has_batch_norm:
@@ -111,7 +119,8 @@ def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.nd
     out = np.empty((X.shape[0], network.n_outputs), dtype=network.dtype)
     chunk = max(1, min(chunk, X.shape[0]))
     ws = np.empty(mlp.workspace_offsets(network.layout, chunk)[-1], dtype=network.dtype)
-    mlp.predict_logits(network.theta, network.running, network.layout, network.layer_hp, X, out, ws, chunk)
+    mlp.predict_logits(network.theta, network.running, network.layout, network.layer_hp, X, out, ws, chunk,
+                       kernel_extras(network))
     return out
 
 
@@ -233,12 +242,13 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                         record.n_fields(len(network.layers))))
     rec_count = np.zeros(1, dtype=np.int64)
     before = np.empty_like(theta) if every else theta[:0]
+    extras = kernel_extras(network, thp, every)
 
     def run_epoch(perm, t, seed, epoch_no, first_step):
         mix = mixup_draws(seed, steps_per_epoch, thp[MIXUP])
         return mlp.train_epoch(theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw, perm,
                                batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, mix, ws, stats,
-                               records, every, rec_count, before, epoch_no, first_step, control)
+                               records, every, rec_count, before, epoch_no, first_step, control, extras)
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
     run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
@@ -466,7 +476,9 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm.
 
     The kernels' types do not depend on the options a config switches on (those are run-time
-    values), so one small training run, prediction and loss per dtype covers them all.
+    values) except for `extras` (kernel_extras): per dtype, one small run on the plain kernels
+    and one with batch norm, an activation without a loop of its own and gradient records, each
+    with its prediction, cover them all.
     """
     from nncli import config as config_mod
     from nncli.kernels import CACHE_DIR
@@ -476,13 +488,15 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     rng = np.random.default_rng(0)
     for name in dtypes:
         dtype = np.dtype(name)
-        cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={name}",
-                                     "model.hidden=[{units: 3, activation: tanh}]"])
-        net = build_network(2, 1, cfg["model"], dtype)
-        net.initialize(rng)
         data = Arrays(rng.normal(size=(8, 2)).astype(dtype), (rng.random((8, 1)) > 0.5).astype(dtype),
                       np.ones(8, dtype=dtype))
-        fit(net, data, data, cfg["train"], "binary", every=1)
+        for hidden, every in (("{units: 3, activation: tanh}", 0),
+                              ("{units: 3, activation: elu, batch_norm: before}", 1)):
+            cfg = config_mod.load(None, ["train.epochs=1", "train.batch_size=4", f"train.dtype={name}",
+                                         f"model.hidden=[{hidden}]"])
+            net = build_network(2, 1, cfg["model"], dtype)
+            net.initialize(rng)
+            fit(net, data, data, cfg["train"], "binary", every=every)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
     return {"cache_dir": str(CACHE_DIR) if CACHE_DIR else None, "seconds": time.perf_counter() - started,

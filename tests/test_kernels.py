@@ -53,7 +53,7 @@ def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     ws = np.zeros(offs[-1])
     grad = np.zeros_like(net.theta)
     value = mlp.loss_and_gradient(net.theta, net.running, grad, net.layout, net.layer_hp, LOSSES[loss].code,
-                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs)
+                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True)
     return value, grad
 
 
@@ -237,7 +237,7 @@ def run_steps(net, opt_cfg, X, Y, steps, clip_norm=0.0):
         stats[mlp.LOSS_SUM] = 0.0
         t = mlp.train_epoch(net.theta, net.running, grad, net.layout, net.layer_hp, X, Y, np.ones(n), np.arange(n), n,
                             LOSSES["bce"].code, np.zeros(2), code, hp, s1, s2, t, train_hp(clip_norm), 0, NO_MIX, ws, stats,
-                            *NO_RECORDS)
+                            *NO_RECORDS, True)
         assert stats[mlp.STATUS] == mlp.OK
         losses.append(stats[mlp.LOSS_SUM] / n)
     return np.array(losses), stats
@@ -271,7 +271,7 @@ def test_predict_logits_match_numpy_forward(n, width):
     out = np.empty((n, 3))
     chunk = 64
     ws = np.empty(mlp.workspace_offsets(net.layout, chunk)[-1])
-    mlp.predict_logits(net.theta, net.running, net.layout, net.layer_hp, X, out, ws, chunk)
+    mlp.predict_logits(net.theta, net.running, net.layout, net.layer_hp, X, out, ws, chunk, True)
     Ws = [v for k, v in net.params().items() if k.endswith("W")]
     bs = [v for k, v in net.params().items() if k.endswith("b")]
     np.testing.assert_allclose(out, naive.forward(Ws, bs, [("tanh", 0, 0), ("relu", 0, 0)], X), rtol=1e-10, atol=1e-12)
@@ -360,7 +360,75 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
     ws = np.zeros(mlp.workspace_offsets(net.layout, 1)[-1])
     t = mlp.train_epoch(net.theta, net.running, z.copy(), net.layout, net.layer_hp, X, Y, np.ones(3), np.arange(3),
                         1, LOSSES["bce"].code, np.zeros(2), code, hp, z.copy(), z.copy(), 0, train_hp(), 0, NO_MIX, ws, stats,
-                        *NO_RECORDS)
+                        *NO_RECORDS, True)
     assert stats[mlp.STATUS] != mlp.OK and stats[mlp.STEP] == 1 and t == 1
     assert not np.array_equal(net.theta, before)  # the first, finite step was applied
     assert np.all(np.isfinite(net.theta))
+
+
+# ---- the plain kernels (extras=None) against the full ones ----------------------------------------
+PLAIN_RUNS = [("[{units: 6, activation: relu}, {units: 4, activation: leaky_relu, dropout: 0.2}]", "bce", "adam", 0.0),
+              ("[{units: 5, activation: tanh}, {units: 3, activation: sigmoid}]", "mse", "sgd", 1.0),
+              ("[{units: 4, activation: linear}]", "huber", "rmsprop", 0.0)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("hidden,loss,opt,clip", PLAIN_RUNS)
+def test_plain_kernels_train_and_predict_bit_for_bit_as_the_full_ones(monkeypatch, dtype, hidden, loss, opt, clip):
+    """A run that needs no extras goes to the plain kernels; with the full ones forced instead, the
+    weights, the loss history and the predictions must come out identical."""
+    from nncli import config
+    from nncli import train as train_mod
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 4))
+    Y = (X[:, :1] * X[:, 1:2] > 0).astype(float) if loss == "bce" else np.tanh(X[:, :1] - X[:, 2:3])
+    cfg = config.load(None, [f"model.hidden={hidden}", f"train.loss={loss}", f"train.optimizer={{name: {opt}}}",
+                             f"train.clip_norm={clip}", "train.epochs=3", "train.batch_size=16",
+                             f"train.dtype={dtype}", "train.seed=5"])
+    task = "binary" if loss == "bce" else "regression"
+    chosen = train_mod.kernel_extras
+    runs = {}
+    for variant, pick in (("plain", chosen), ("full", lambda *args, **kwargs: True)):
+        monkeypatch.setattr(train_mod, "kernel_extras", pick)
+        net = train_mod.build_network(4, 1, cfg["model"], np.dtype(dtype))
+        net.initialize(np.random.default_rng(0))
+        data = train_mod.Arrays(X.astype(dtype), Y.astype(dtype), np.ones(len(X), dtype=dtype))
+        result = train_mod.fit(net, data, data, cfg["train"], task, rng=np.random.default_rng(1))
+        runs[variant] = (net.theta.copy(), result.history["train_loss"], train_mod.logits(net, X))
+        if variant == "plain":
+            assert chosen(net) is None  # the run above did take the plain kernels
+    for plain, full in zip(runs["plain"], runs["full"]):
+        np.testing.assert_array_equal(plain, full)
+
+
+def test_only_runs_that_need_no_extras_get_the_plain_kernels():
+    from nncli.kernels.activations import LOOPED
+    from nncli.kernels.layout import INPUT_DROPOUT, MIXUP, NOISE
+    from nncli.train import kernel_extras
+
+    looped = ("relu", "leaky_relu", "tanh", "sigmoid", "linear")
+    for name in (*looped, "elu", "gelu", "softplus", "prelu", "rrelu"):
+        net = make_net(3, [4, 1], [(name, 0.1, 0.3)])
+        assert (kernel_extras(net) is None) == (ACTIVATIONS[name].code in LOOPED) == (name in looped), name
+    plain = make_net(3, [4, 1], [("relu", 0.0, 0.0)])
+    assert kernel_extras(plain, train_hp()) is None
+    assert kernel_extras(plain, train_hp(), every=1) is True  # gradient records
+    for col in (NOISE, INPUT_DROPOUT, MIXUP):
+        hp = train_hp()
+        hp[col] = 0.1
+        assert kernel_extras(plain, hp) is True
+    normed = Network(3, [LayerSpec(4, "relu", (0.0, 0.0), "he_uniform", batch_norm="before"),
+                         LayerSpec(1, "linear", (0.0, 0.0), "glorot_normal")], dtype=np.float64)
+    assert kernel_extras(normed) is True and kernel_extras(normed.folded()) is None
+
+
+def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
+    """Should a run with another activation ever reach the plain kernels, training stops on a
+    non-finite loss instead of going on with wrong numbers."""
+    Z = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
+    A, D = np.zeros_like(Z), np.zeros_like(Z)
+    mlp.activation_forward(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, None)
+    assert np.isnan(A).all() and np.isnan(D).all()
+    mlp.activation_forward(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True)
+    np.testing.assert_allclose(A, np.where(Z > 0, Z, np.expm1(Z)))

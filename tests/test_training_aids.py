@@ -24,7 +24,7 @@ def seeded_loss_and_gradient(seed, theta, running, grad, layout, layer_hp, code,
     """The kernel's training-mode loss with numba's generator reset first: a fixed dropout mask
     and fixed rrelu slopes, so that finite differences see one deterministic function."""
     np.random.seed(seed)
-    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs)
+    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs, True)
 
 
 def params_of(name):
@@ -161,7 +161,7 @@ def test_folded_batch_norm_gives_the_same_outputs(batch_norm):
     X = rng.normal(size=(50, 4))
     unfolded = np.empty((50, 3))
     ws = np.empty(mlp.workspace_offsets(net.layout, 50)[-1])
-    mlp.predict_logits(net.theta, net.running, net.layout, net.layer_hp, X, unfolded, ws, 50)
+    mlp.predict_logits(net.theta, net.running, net.layout, net.layer_hp, X, unfolded, ws, 50, True)
     folded = net.folded()
     assert not folded.has_batch_norm
     np.testing.assert_allclose(logits(folded, X), unfolded, rtol=1e-12, atol=1e-12)
@@ -200,14 +200,14 @@ def test_rrelu_draws_slopes_in_range_while_training_and_uses_their_mean_after():
     code = ACTIVATIONS["rrelu"].code
     _seeded_activation(0, code, Z, A, D, 0.1, 0.3)
     assert D.min() >= 0.1 and D.max() <= 0.3 and D.std() > 0.03
-    mlp.activation_forward(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False)
+    mlp.activation_forward(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False, True)
     np.testing.assert_allclose(D, 0.2)
 
 
 @njit
 def _seeded_activation(seed, code, Z, A, D, p0, p1):
     np.random.seed(seed)
-    mlp.activation_forward(code, Z, A, D, p0, p1, np.zeros(1), 1, True)
+    mlp.activation_forward(code, Z, A, D, p0, p1, np.zeros(1), 1, True, True)
 
 
 def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():

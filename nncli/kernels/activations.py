@@ -229,13 +229,18 @@ def activate(code, z, p0, p1):
     return math.nan, math.nan
 
 
+# The activations with a loop of their own in activate_rows: the only ones the plain kernels know.
+LOOPED = frozenset({RELU, LEAKY_RELU, TANH, SIGMOID, LINEAR})
+
+
 @kernel()
-def activate_rows(code, Z, A, D, p0, p1):
+def activate_rows(code, Z, A, D, p0, p1, extras):
     """A = f(Z) and D = f'(Z) over (n, u) arrays.
 
-    The common activations get a loop of their own, so that the branch on `code` is taken once
-    rather than per element: through `activate` a Pima step spent a third of its time choosing
-    the activation.
+    The common activations (LOOPED) get a loop of their own, so that the branch on `code` is
+    taken once rather than per element: through `activate` a Pima step spent a third of its time
+    choosing the activation. The others go through `activate`, which the plain kernels
+    (extras=None, see nncli.kernels.mlp) leave out: there they give NaN, which stops training.
     """
     n, u = A.shape
     if code == RELU:
@@ -258,16 +263,20 @@ def activate_rows(code, Z, A, D, p0, p1):
         for i in range(n):
             for j in range(u):
                 A[i, j], D[i, j] = _linear(Z[i, j])
-    else:
+    elif extras is not None:
         for i in range(n):
             for j in range(u):
                 A[i, j], D[i, j] = activate(code, Z[i, j], p0, p1)
+    else:
+        for i in range(n):
+            for j in range(u):
+                A[i, j], D[i, j] = math.nan, math.nan
 
 
 @kernel()
 def activate_array(code, p0, p1, Z, A, D):
     """Elementwise over 1-D arrays: A = f(Z) and D = f'(Z). Used by tests and `nncli activations`."""
-    activate_rows(code, Z.reshape(1, -1), A.reshape(1, -1), D.reshape(1, -1), p0, p1)
+    activate_rows(code, Z.reshape(1, -1), A.reshape(1, -1), D.reshape(1, -1), p0, p1, True)
 
 
 def curve(name: str, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,14 @@ Data layout (built by nncli.network, checked there; the kernels assume it):
 Order inside a hidden layer: Z = A_in @ W + b, [batch norm], activation, [batch norm], [dropout].
 The backward pass walks the same steps in reverse. The mini-batch loop runs here, so an epoch
 costs one call from Python; every branch on a layer's options is taken outside element loops.
+
+`extras` picks one of two compiled variants of the kernels that take it. True: everything above,
+plus gradient records, input augmentation and every activation. None: numba removes each
+`if extras is not None` branch before it types the kernel, so batch norm, records, augmentation
+and the activations without a loop of their own (activations.LOOPED) are not compiled at all: a
+third less to compile on an empty cache, for the configs that need none of them
+(nncli.train.kernel_extras decides). Options are otherwise run-time values: one compiled variant
+serves every config of a dtype.
 """
 
 import math
@@ -277,10 +285,10 @@ def batch_norm_backward(G, H, sig, gamma, dgamma, dbeta):
 
 
 @kernel()
-def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training):
+def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training, extras):
     """A = f(Z) and D = f'(Z) (maxout: D = index of the winning piece)."""
     n, u = A.shape
-    if code == MAXOUT:
+    if extras is not None and code == MAXOUT:
         for i in range(n):
             for j in range(u):
                 best = Z[i, j * pieces]
@@ -291,12 +299,12 @@ def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training):
                         arg = p
                 A[i, j] = best
                 D[i, j] = arg
-    elif code == PRELU:
+    elif extras is not None and code == PRELU:
         per_unit = alpha.shape[0] > 1
         for i in range(n):
             for j in range(u):
                 A[i, j], D[i, j] = leaky_relu(Z[i, j], alpha[j if per_unit else 0])
-    elif code == RRELU and training:
+    elif extras is not None and code == RRELU and training:
         for i in range(n):
             for j in range(u):
                 z = Z[i, j]
@@ -306,11 +314,11 @@ def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training):
                     slope = np.random.uniform(p0, p1)
                     A[i, j], D[i, j] = slope * z, slope
     else:
-        activate_rows(code, Z, A, D, p0, p1)
+        activate_rows(code, Z, A, D, p0, p1, extras)
 
 
 @kernel()
-def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
+def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras):
     """Forward pass on Xb (nb, n_in); returns the logits (nb, K), a view into ws.
 
     Each hidden layer's buffers are left in ws for the backward pass. With training, batch norm
@@ -336,12 +344,13 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
         beta = _span(theta, g + units, units)
         run_mean = _span(running, r, units)
         run_var = _span(running, r + units, units)
-        if bn == BN_BEFORE:
+        if extras is not None and bn == BN_BEFORE:
             batch_norm_forward(Z, H, mu, sig, gamma, beta, run_mean, run_var, training,
                                    layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
         alpha = _span(theta, max(layout[l, A_OFF], 0), max(layout[l, N_A], 1))
-        activation_forward(layout[l, ACT], Z, A, D, layer_hp[l, P0], layer_hp[l, P1], alpha, pieces, training)
-        if bn == BN_AFTER:
+        activation_forward(layout[l, ACT], Z, A, D, layer_hp[l, P0], layer_hp[l, P1], alpha, pieces, training,
+                           extras)
+        if extras is not None and bn == BN_AFTER:
             batch_norm_forward(A, H, mu, sig, gamma, beta, run_mean, run_var, training,
                                layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
         p = layer_hp[l, DROPOUT]
@@ -356,7 +365,7 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training):
 
 
 @kernel()
-def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
+def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
     """Backward pass after `forward(training=True)`: dL/dZ of the output layer is in buffer P0;
     fills grad."""
     L = layout.shape[0]
@@ -389,12 +398,12 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
         gamma = _span(theta, g, units)
         dgamma = _span(grad, g, units)
         dbeta = _span(grad, g + units, units)
-        if bn == BN_AFTER:
+        if extras is not None and bn == BN_AFTER:
             batch_norm_backward(G, H, sig, gamma, dgamma, dbeta)
         pieces = layout[j, PIECES]
         dZj = _block(ws, cur, nb, units * pieces)
         code = layout[j, ACT]
-        if code == MAXOUT:
+        if extras is not None and code == MAXOUT:
             dZj[:, :] = 0.0
             for i in range(nb):
                 for k in range(units):
@@ -403,7 +412,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
             for i in range(nb):
                 for k in range(units):
                     dZj[i, k] = G[i, k] * D[i, k]
-            if code == PRELU:
+            if extras is not None and code == PRELU:
                 a = layout[j, A_OFF]
                 n_a = layout[j, N_A]
                 dalpha = _span(grad, a, n_a)
@@ -412,7 +421,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb):
                     for k in range(units):
                         if Z[i, k] < 0.0:
                             dalpha[k if n_a > 1 else 0] += G[i, k] * Z[i, k]
-        if bn == BN_BEFORE:
+        if extras is not None and bn == BN_BEFORE:
             batch_norm_backward(dZj, H, sig, gamma, dgamma, dbeta)
 
 
@@ -429,15 +438,15 @@ def weight_penalty(theta, grad, layout, l1, l2):
 
 
 @kernel()
-def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs):
+def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras):
     """Mean loss on one batch (training mode) and its gradient with respect to theta."""
     nb = Xb.shape[0]
     L = layout.shape[0]
     K = layout[L - 1, N_OUT]
-    Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True)
+    Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras)
     delta = _block(ws, offs[3 + L], nb, K)
     loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta)
-    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb)
+    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras)
     return loss
 
 
@@ -514,7 +523,7 @@ def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, 
 @kernel(nogil=True)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
                 opt_code, opt_hp, s1, s2, t, train_hp, seed, mix, ws, stats, records, rec_every, rec_count, before,
-                epoch, first_step, control):
+                epoch, first_step, control, extras):
     """Mini-batch training over the rows in `perm` from step `first_step` of the epoch to its end;
     returns the new optimizer step count t.
 
@@ -561,14 +570,15 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
             for k in range(K):
                 Yb[i, k] = Y[r, k]
             swb[i] = sw[r]
-        if augment:
+        if extras is not None and augment:
             _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
-        loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs)
+        loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
+                                 extras)
         if penalty:
             weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
         rec = records[rec_count[0]] if rec_every > 0 and (t + 1) % rec_every == 0 else records[0, :0]
         recording = rec.shape[0] > 0
-        if recording:
+        if extras is not None and recording:
             _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, t + 1)
             rec_count[0] += 1
         if not math.isfinite(loss):
@@ -582,13 +592,13 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         stats[CLIPPED_STEPS] += fired
         stats[LAST_GRAD_NORM] = norm
         t += 1
-        if recording:
+        if extras is not None and recording:
             rec[record.GRAD_NORM] = norm
             rec[record.CLIPPED] = fired
             for i in range(theta.shape[0]):
                 before[i] = theta[i]
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
-        if recording:
+        if extras is not None and recording:
             record.record_update(rec, theta, before, layout)
         stats[LOSS_SUM] += loss * nb
         step += 1
@@ -597,13 +607,13 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
 
 
 @kernel()
-def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk):
+def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk, extras):
     """Logits for every row of X (n, n_in) into out (n, K), in inference mode, chunk rows at a time."""
     n = X.shape[0]
     offs = workspace_offsets(layout, chunk)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False)
+        Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False, extras)
         for i in range(nb):
             for k in range(Zout.shape[1]):
                 out[start + i, k] = Zout[i, k]
