@@ -315,7 +315,7 @@ mlp.dense_forward(A, W, b, Z)
 linalg_imported = "scipy.linalg" in sys.modules
 import scipy.linalg
 import scipy.linalg.cython_blas as blas
-assert blas is sys.modules["scipy.linalg.cython_blas"]
+assert blas is sys.modules["scipy.linalg.cython_blas"] is scipy.linalg.cython_blas
 assert np.allclose(scipy.linalg.solve(2 * np.eye(3), np.ones(3)), 0.5)
 np.save(sys.argv[1], Z)
 print(linalg_imported)

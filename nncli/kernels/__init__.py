@@ -11,6 +11,7 @@ be written, kernels are compiled in memory on every run (`CACHE` is False) inste
 """
 
 import hashlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
@@ -57,6 +58,28 @@ def _choose_cache_dir() -> Path | None:
     return None
 
 
+class _CythonBlasAttribute(importlib.abc.MetaPathFinder):
+    """Sets scipy.linalg.cython_blas when scipy.linalg is imported after _preload_cython_blas: the
+    import system makes a submodule an attribute of its package only when it loads the submodule
+    itself. Steps aside (leaves sys.meta_path) the first time it is asked."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "scipy.linalg":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                if "scipy.linalg.cython_blas" in sys.modules:
+                    module.cython_blas = sys.modules["scipy.linalg.cython_blas"]
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
 def _preload_cython_blas() -> None:
     """Load scipy.linalg.cython_blas without running scipy.linalg's package import.
 
@@ -67,8 +90,8 @@ def _preload_cython_blas() -> None:
     run, a fifth of `nncli train` on a small file. The extension module itself needs none of that,
     so it is loaded directly from its file and registered under its full name; numba's import and
     its C helpers then find it in sys.modules. A later `import scipy.linalg` still runs the package
-    as usual. If scipy is missing or laid out differently, nothing is done and numba imports as
-    it always does.
+    as usual (and _CythonBlasAttribute gives it back its attribute). If scipy is missing or laid
+    out differently, nothing is done and numba imports as it always does.
     """
     name = "scipy.linalg.cython_blas"
     if name in sys.modules or "scipy.linalg" in sys.modules:
@@ -85,6 +108,7 @@ def _preload_cython_blas() -> None:
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
                 sys.modules[name] = module
+                sys.meta_path.insert(0, _CythonBlasAttribute())
                 return
     except Exception:  # noqa: BLE001  (a speed-up only: numba's own import path still works)
         sys.modules.pop(name, None)
