@@ -1,3 +1,3 @@
-from nncli.cli import console
+from nncli.cli import main
 
-console()
+main()

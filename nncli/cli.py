@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from nncli import __version__
-from nncli.errors import EXIT_CODES, INTERNAL, INTERRUPTED, USAGE, NncliError, OutputError
+from nncli.errors import EXIT_CODES, INTERNAL, INTERRUPTED, OUTPUT, USAGE, NncliError, OutputError
 
 # Raised for `nncli` without arguments, after the help is printed (its message is empty).
 _NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
@@ -555,8 +555,10 @@ def console() -> None:
     Python's own shutdown frees every module and object one by one and runs LLVM's static
     destructors: after a run that used numba that took 0.2-0.35 s, a fifth of `nncli train` on a
     small file, for nothing a finished process needs. Everything that matters is done first:
-    atexit callbacks, then flushing stdout and stderr. Other callers of main() (tests, embedding
-    programs) keep the usual SystemExit.
+    atexit callbacks, then flushing stdout and stderr (a reader that went away is no error; any
+    other failure to write is one line and exit code 7). Other callers of main(), including
+    `python -m nncli` (so profilers and wrappers still get to run after it), keep the usual
+    SystemExit.
     """
     try:
         main()
@@ -568,9 +570,15 @@ def console() -> None:
     import atexit
 
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (BrokenPipeError, ValueError):  # the reader went away, or the stream is closed
             pass
+        except OSError as exc:  # e.g. a full disk
+            code = code or OUTPUT
+            with contextlib.suppress(OSError):
+                os.write(2, f"nncli: error: cannot write {name}: {exc.strerror or exc}\n".encode())
     os._exit(code)

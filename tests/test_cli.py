@@ -427,5 +427,6 @@ def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["cache_dir"] == str(CACHE_DIR) and info["dtypes"] == ["float32", "float64"]
-    dtypes = {str(sig[0].dtype) for sig in mlp.train_epoch.signatures}
-    assert {"float32", "float64"} <= dtypes
+    for kernel in (mlp.train_epoch, mlp.predict_logits):  # both variants (extras None and bool) of each dtype
+        variants = {(str(sig[0].dtype), str(sig[-1])) for sig in kernel.signatures}
+        assert {(d, e) for d in ("float32", "float64") for e in ("none", "bool")} <= variants, variants

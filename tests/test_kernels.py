@@ -374,9 +374,11 @@ PLAIN_RUNS = [("[{units: 6, activation: relu}, {units: 4, activation: leaky_relu
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("hidden,loss,opt,clip", PLAIN_RUNS)
-def test_plain_kernels_train_and_predict_bit_for_bit_as_the_full_ones(monkeypatch, dtype, hidden, loss, opt, clip):
+def test_plain_kernels_train_and_predict_as_the_full_ones(monkeypatch, dtype, hidden, loss, opt, clip):
     """A run that needs no extras goes to the plain kernels; with the full ones forced instead, the
-    weights, the loss history and the predictions must come out identical."""
+    weights, the loss history and the predictions must agree to rounding. Not bit for bit: with
+    reassociation allowed, LLVM may order a sum differently in each compiled variant (and even
+    within one, depending on whether its callees were compiled in the same process)."""
     from nncli import config
     from nncli import train as train_mod
 
@@ -387,19 +389,27 @@ def test_plain_kernels_train_and_predict_bit_for_bit_as_the_full_ones(monkeypatc
                              f"train.clip_norm={clip}", "train.epochs=3", "train.batch_size=16",
                              f"train.dtype={dtype}", "train.seed=5"])
     task = "binary" if loss == "bce" else "regression"
-    chosen = train_mod.kernel_extras
+    chosen, picked = train_mod.kernel_extras, []
+
+    def recorded(pick):
+        def wrapper(*args, **kwargs):
+            picked.append(pick(*args, **kwargs))
+            return picked[-1]
+        return wrapper
+
     runs = {}
     for variant, pick in (("plain", chosen), ("full", lambda *args, **kwargs: True)):
-        monkeypatch.setattr(train_mod, "kernel_extras", pick)
+        monkeypatch.setattr(train_mod, "kernel_extras", recorded(pick))
         net = train_mod.build_network(4, 1, cfg["model"], np.dtype(dtype))
         net.initialize(np.random.default_rng(0))
         data = train_mod.Arrays(X.astype(dtype), Y.astype(dtype), np.ones(len(X), dtype=dtype))
         result = train_mod.fit(net, data, data, cfg["train"], task, rng=np.random.default_rng(1))
         runs[variant] = (net.theta.copy(), result.history["train_loss"], train_mod.logits(net, X))
-        if variant == "plain":
-            assert chosen(net) is None  # the run above did take the plain kernels
+        assert set(picked) == ({None} if variant == "plain" else {True}), picked  # training and prediction
+        picked.clear()
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
     for plain, full in zip(runs["plain"], runs["full"]):
-        np.testing.assert_array_equal(plain, full)
+        np.testing.assert_allclose(plain, full, **tol)
 
 
 def test_only_runs_that_need_no_extras_get_the_plain_kernels():

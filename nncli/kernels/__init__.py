@@ -61,22 +61,29 @@ def _choose_cache_dir() -> Path | None:
 class _CythonBlasAttribute(importlib.abc.MetaPathFinder):
     """Sets scipy.linalg.cython_blas when scipy.linalg is imported after _preload_cython_blas: the
     import system makes a submodule an attribute of its package only when it loads the submodule
-    itself. Steps aside (leaves sys.meta_path) the first time it is asked."""
+    itself. Finds scipy.linalg as the path finder does and wraps the exec_module of that spec's
+    own loader (a fresh file loader per spec); inert once scipy.linalg has run, or for any other
+    kind of loader (then the normal finders take over)."""
+
+    done = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "scipy.linalg":
+        if name != "scipy.linalg" or self.done:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            run = spec.loader.exec_module
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        loaders = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
+        if spec is None or not isinstance(spec.loader, loaders):
+            return None
+        run = spec.loader.exec_module
 
-            def exec_module(module):
-                run(module)
-                if "scipy.linalg.cython_blas" in sys.modules:
-                    module.cython_blas = sys.modules["scipy.linalg.cython_blas"]
+        def exec_module(module):
+            run(module)
+            self.done = True
+            blas = sys.modules.get("scipy.linalg.cython_blas")
+            if blas is not None:
+                module.cython_blas = blas
 
-            spec.loader.exec_module = exec_module
+        spec.loader.exec_module = exec_module
         return spec
 
 
