@@ -542,6 +542,9 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
     With rec_every > 0, every rec_every-th step (counted over the whole run by t) appends a row
     of gradient statistics (nncli.kernels.record) to records at rec_count[0], and before (theta's
     size) holds the weights before the update; rec_every = 0 records nothing.
+
+    extras: True, or None for the plain variant (module docstring), which neither records nor
+    augments and knows no batch norm.
     """
     n = perm.shape[0]
     d = X.shape[1]
