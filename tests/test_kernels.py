@@ -378,7 +378,7 @@ def test_plain_kernels_train_and_predict_as_the_full_ones(monkeypatch, dtype, hi
     """A run that needs no extras goes to the plain kernels; with the full ones forced instead, the
     weights, the loss history and the predictions must agree to rounding. Not bit for bit: with
     reassociation allowed, LLVM may order a sum differently in each compiled variant (and even
-    within one, depending on whether its callees were compiled in the same process)."""
+    within one, depending on what the process compiled before it: see the README)."""
     from nncli import config
     from nncli import train as train_mod
 
