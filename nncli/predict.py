@@ -16,7 +16,6 @@ from nncli.preprocess import numeric_values
 from nncli.train import logits
 
 DEFAULT_CHUNK_ROWS = 100_000
-INFER_ROWS = 1024  # rows per forward pass: 4096 ran 2-4x slower per row on the bench's 2-core machine
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -30,7 +29,7 @@ def softmax(Z: np.ndarray) -> np.ndarray:
 
 def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
     """Class probabilities (n, K) for classifiers; predicted values (n, 1) for regression."""
-    Z = logits(model.network, X, INFER_ROWS).astype(np.float64)
+    Z = logits(model.network, X).astype(np.float64)
     task = model.prep.task
     if task == "binary":
         p = sigmoid(Z[:, 0])
