@@ -33,6 +33,7 @@ from nncli.errors import ConfigError, DataError
 
 BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see PARSE_THREADS)
 FIRST_BLOCK_BYTES = 128 << 10
+COMPILED_PARSE_BYTES = 1 << 20  # blocks from this size on try nncli's compiled parser first
 PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
@@ -274,6 +275,10 @@ class _Blocks:
             numbers = ()
         self.path, self.start, self.width, self.numbers = path, start, width, set(numbers)
         self.delimiter, self.encoding = delimiter, encoding
+        try:
+            self.missing_bytes = [m.encode(encoding) for m in self.missing]  # (utf-8-sig would add a BOM)
+        except UnicodeEncodeError:  # a missing string the file cannot hold: pandas' parser alone
+            self.missing_bytes = None
 
     def _bytes(self, block: _Block) -> bytes:
         with open(self.path, "rb") as f:
@@ -318,6 +323,21 @@ class _Blocks:
         except pd.errors.ParserError as exc:
             raise DataError(f"{self.path}: {_parser_message(str(exc), self._lines_before(block_start))}") from None
 
+    def parse_numbers(self, data: bytes, block_start: int, numbers: frozenset) -> tuple[pd.DataFrame, bool]:
+        """parse(data, block_start, numbers), and whether the frame is already known to be what
+        _settle would make of it: a large block whose every column is wanted as numbers goes
+        through nncli's compiled parser (nncli.kernels.csvparse), which takes only cells it reads
+        exactly as pandas and the checks do, or declines the block."""
+        if (len(data) >= COMPILED_PARSE_BYTES and len(numbers) == self.width and self.missing_bytes is not None
+                and b'"' not in data):
+            from nncli.kernels.csvparse import missing_table, parse_numbers
+
+            values, rows = parse_numbers(np.frombuffer(data, dtype=np.uint8), self.width,
+                                         ord(self.delimiter), *missing_table(self.missing_bytes))
+            if rows > 0:
+                return pd.DataFrame(values[:, :rows].T, copy=False), True
+        return self.parse(data, block_start, set(numbers)), False
+
     def _lines_before(self, offset: int) -> int:
         with open(self.path, "rb") as f:
             return f.read(offset).count(b"\n")
@@ -332,20 +352,22 @@ class _Blocks:
             while True:
                 while len(jobs) < PARSE_THREADS and (cut := next(cuts, None)) is not None:
                     asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
-                    jobs.append((*cut, asked, pool.submit(self.parse, cut[1], cut[0], asked)))
+                    jobs.append((*cut, asked, pool.submit(self.parse_numbers, cut[1], cut[0], asked)))
                 if not jobs:
                     return
                 offset, data, asked, job = jobs.popleft()
-                frame = self._settle(job.result(), data, offset, asked)
+                frame = self._settle(*job.result(), data, offset, asked)
                 if len(frame):
                     yield frame, _Block(offset, len(data), first, len(frame))
                     first += len(frame)
 
-    def _settle(self, frame: pd.DataFrame, data: bytes, offset: int, asked: frozenset) -> pd.DataFrame:
+    def _settle(self, frame: pd.DataFrame, checked: bool, data: bytes, offset: int, asked: frozenset) -> pd.DataFrame:
         """A parsed block checked for short rows, with its columns that are not clean, or no longer
-        wanted as numbers (an earlier block found them not clean), parsed again as text."""
-        self._check_short_rows(data, frame, offset)
-        dirty = [j for j in sorted(self.numbers & asked) if len(frame) and not _clean(frame, j)]
+        wanted as numbers (an earlier block found them not clean), parsed again as text. A frame
+        from the compiled parser is `checked`: known to have no short rows and clean columns."""
+        if not checked:
+            self._check_short_rows(data, frame, offset)
+        dirty = [j for j in sorted(self.numbers & asked) if len(frame) and not checked and not _clean(frame, j)]
         self.numbers -= set(dirty)
         again = sorted(set(dirty) | (asked - self.numbers)) if len(frame) else []
         if again:

@@ -2,7 +2,9 @@
 path it replaces: the text path is the oracle, cell by cell, table by table, model by model.
 
 BLOCK_BYTES is made tiny in most tests, so that a file of a few hundred rows spans many blocks and
-the bad cell, the short row or the column that stops being clean is in a later block.
+the bad cell, the short row or the column that stops being clean is in a later block. Every test
+runs twice: with pandas' parser alone, and with nncli's compiled parser tried on every block (it
+takes blocks from COMPILED_PARSE_BYTES on; made 0 here).
 """
 
 import io
@@ -37,6 +39,13 @@ def write(folder, text, name="t.csv"):
     path = folder / name
     path.write_text(text, encoding="utf-8", newline="")
     return path
+
+
+@pytest.fixture(autouse=True, params=["pandas", "compiled"])
+def parser(request, monkeypatch):
+    """Which parser reads the blocks whose every column is wanted as numbers."""
+    monkeypatch.setattr(nncli.data, "COMPILED_PARSE_BYTES", 1 << 62 if request.param == "pandas" else 0)
+    return request.param
 
 
 @pytest.fixture
