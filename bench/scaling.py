@@ -98,9 +98,9 @@ def scaling(env) -> list[Section]:
         f"once that is set apart, the marginal cost, is {', '.join(f'{num(v)} µs' for v in marginal.values())} "
         f"from one size to the next: largest over smallest {num(m_spread)} "
         f"({'within' if m_spread <= SPREAD_GOAL else 'beyond'} the 20% goal); the training loop alone costs "
-        f"{', '.join(f'{num(v)}' for v in loop.values())} µs/row. Per row the work is parsing 33 cells with "
-        "pandas' C parser straight to float64 (no Python string per cell), the preprocessing arithmetic per "
-        "column, and the loop. Memory: the peak grows by "
+        f"{', '.join(f'{num(v)}' for v in loop.values())} µs/row. Per row the work is parsing 33 cells straight "
+        "to float64 (the first 640 KiB of the file with pandas' C parser, the rest with nncli's compiled parser "
+        "on two threads), the preprocessing arithmetic per column, and the loop. Memory: the peak grows by "
         f"{num(grow)} × the float32 array's size per added row from a start of {num(base)} MiB (Python, numpy, "
         "pandas, numba and the loaded kernels, already more than the goal's 200 MB) "
         + ("and stays within the limit at every size." if not over else

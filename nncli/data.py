@@ -12,6 +12,9 @@ block of the file is parsed again as text, so every error message comes from the
 The file is parsed in blocks of whole lines (BLOCK_BYTES), which lets a block be parsed again,
 keeps ragged-row checks to one count of delimiters per block, and lets two blocks be parsed at once
 in threads (pandas' parser releases the GIL), also while the caller works on the blocks before.
+Blocks from COMPILED_PARSE_BYTES on whose every column is wanted as numbers go first through
+nncli's compiled parser (nncli.kernels.csvparse, about twice pandas' speed): it takes a block only
+where its values are exactly those of the pandas path and the checks above, else pandas parses it.
 """
 
 import codecs
@@ -286,28 +289,29 @@ class _Blocks:
             return f.read(block.size)
 
     def _cuts(self):
-        """(offset, bytes) of successive blocks of whole lines, never cut inside a quoted field."""
+        """(offset, bytearray) of successive blocks of whole lines, never cut inside a quoted field."""
         with open(self.path, "rb") as f:
             f.seek(self.start)
             offset, size = self.start, FIRST_BLOCK_BYTES
             while True:
-                data = f.read(min(size, BLOCK_BYTES))
+                # a bytearray read in place and extended to the line end: no copy of the block
+                data = bytearray(min(size, BLOCK_BYTES))
+                del data[f.readinto(data):]
                 if not data:
                     return
                 size *= 4  # a small first block: the first rows (a header check, a small file) come fast
-                parts = [data, f.readline()]  # to the end of the last line
-                quotes = data.count(b'"') + parts[1].count(b'"') if b'"' in data or b'"' in parts[1] else 0
+                data += f.readline()  # to the end of the last line
+                quotes = data.count(b'"') if b'"' in data else 0
                 while quotes % 2:  # inside a quoted field: on to a line end outside it
                     line = f.readline()
                     if not line:
                         break
-                    parts.append(line)
+                    data += line
                     quotes += line.count(b'"')
-                data = b"".join(parts) if len(parts) > 2 or parts[1] else data
                 yield offset, data
                 offset += len(data)
 
-    def parse(self, data: bytes, block_start: int, numbers: set, usecols=None) -> pd.DataFrame:
+    def parse(self, data: bytearray, block_start: int, numbers: set, usecols=None) -> pd.DataFrame:
         """One block as a frame with columns 0..width-1: `numbers` parsed by inference with the
         missing strings as NaN, the others as text."""
         try:
@@ -323,7 +327,7 @@ class _Blocks:
         except pd.errors.ParserError as exc:
             raise DataError(f"{self.path}: {_parser_message(str(exc), self._lines_before(block_start))}") from None
 
-    def parse_numbers(self, data: bytes, block_start: int, numbers: frozenset) -> tuple[pd.DataFrame, bool]:
+    def parse_numbers(self, data: bytearray, block_start: int, numbers: frozenset) -> tuple[pd.DataFrame, bool]:
         """parse(data, block_start, numbers), and whether the frame is already known to be what
         _settle would make of it: a large block whose every column is wanted as numbers goes
         through nncli's compiled parser (nncli.kernels.csvparse), which takes only cells it reads
@@ -345,12 +349,13 @@ class _Blocks:
     def blocks(self):
         """(frame, block) of every block, in order; a column of self.numbers that is not clean in a
         block is text there, and in every later block. PARSE_THREADS blocks are parsed at once
-        (pandas' parser releases the GIL), also while the caller works on the ones before."""
+        (both parsers release the GIL), also while the caller works on the ones before; one more
+        waits in the queue, so that a thread that finishes goes on without waiting for the caller."""
         first = 0
         with ThreadPoolExecutor(PARSE_THREADS) as pool:
             jobs, cuts = deque(), self._cuts()
             while True:
-                while len(jobs) < PARSE_THREADS and (cut := next(cuts, None)) is not None:
+                while len(jobs) < PARSE_THREADS + 1 and (cut := next(cuts, None)) is not None:
                     asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
                     jobs.append((*cut, asked, pool.submit(self.parse_numbers, cut[1], cut[0], asked)))
                 if not jobs:
@@ -361,7 +366,7 @@ class _Blocks:
                     yield frame, _Block(offset, len(data), first, len(frame))
                     first += len(frame)
 
-    def _settle(self, frame: pd.DataFrame, checked: bool, data: bytes, offset: int, asked: frozenset) -> pd.DataFrame:
+    def _settle(self, frame: pd.DataFrame, checked: bool, data: bytearray, offset: int, asked: frozenset) -> pd.DataFrame:
         """A parsed block checked for short rows, with its columns that are not clean, or no longer
         wanted as numbers (an earlier block found them not clean), parsed again as text. A frame
         from the compiled parser is `checked`: known to have no short rows and clean columns."""
@@ -445,7 +450,7 @@ class _Blocks:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
         return frame, pending[0][1].first + pending[0][2], self._reread(pieces)
 
-    def _check_short_rows(self, data: bytes, frame: pd.DataFrame, offset: int) -> None:
+    def _check_short_rows(self, data: bytearray, frame: pd.DataFrame, offset: int) -> None:
         """pandas pads a short row with empty cells; a short row has fewer delimiters (a long one is
         pandas' own error). A clean numeric last column without NaN has no padding at all."""
         last = frame[self.width - 1] if len(frame) else None

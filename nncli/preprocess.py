@@ -229,11 +229,17 @@ class Preprocessor:
             else:
                 numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
+        gaps = [bool(np.isnan(x).any()) for _, _, x in numeric]
+        scratch = np.empty(min(n, TRANSFORM_ROWS))
         for start in range(0, n, TRANSFORM_ROWS):
             block = X[start:start + TRANSFORM_ROWS]
-            for j, f, x in numeric:
+            z = scratch[:len(block)]
+            for (j, f, x), gap in zip(numeric, gaps):
                 x = x[start:start + TRANSFORM_ROWS]
-                block[:, j] = (np.where(np.isnan(x), f.fill, x) - f.center) / f.scale
+                np.divide(np.subtract(x, f.center, out=z), f.scale, out=z)
+                if gap:  # a missing value: the fill's value, by the same arithmetic
+                    z[np.isnan(x)] = (np.float64(f.fill) - f.center) / f.scale
+                block[:, j] = z
         return X
 
     def _one_hot(self, f: Feature, table: Table) -> np.ndarray:

@@ -13,7 +13,7 @@ from nncli.schema import DEFAULT_MISSING
 
 
 def compiled(text: str | bytes, width: int, missing=DEFAULT_MISSING, delimiter=","):
-    data = text.encode() if isinstance(text, str) else text
+    data = bytearray(text.encode() if isinstance(text, str) else text)  # as nncli.data passes blocks
     values, rows = parse_numbers(np.frombuffer(data, dtype=np.uint8), width, ord(delimiter),
                                  *missing_table([m.encode() for m in missing]))
     return None if rows < 0 else values[:, :rows].T

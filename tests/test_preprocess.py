@@ -62,6 +62,26 @@ def test_pima_imputation_and_scaling_match_pandas(impute, scaling):
     np.testing.assert_allclose(prep.transform(table), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transform_is_the_formula_bit_for_bit_across_row_blocks(tmp_path, dtype):
+    """(x, or the fill where x is missing, - center) / scale in float64, then cast: over more rows
+    than one block of the transform (TRANSFORM_ROWS), with gaps on both sides of a block's edge."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    x = rng.normal(size=n) * 1e3 + 7
+    gaps = rng.random(n) < 0.1
+    gaps[8190:8195] = True
+    cells = np.where(gaps, "NA", np.char.mod("%.9g", x))
+    path = write(tmp_path, "x,z,y\n" + "".join(f"{c},{v:.6g},{k % 2}\n" for k, (c, v) in enumerate(zip(cells, x))))
+    prep, table = fit(path, impute="median")
+    X = prep.transform(table, dtype)
+    values = np.where(gaps, np.nan, np.where(gaps, "0", cells).astype(float))
+    f = prep.features[0]
+    expected = ((np.where(np.isnan(values), f.fill, values) - f.center) / f.scale).astype(dtype)
+    assert f.fill == np.median(values[~gaps]) and X.dtype == dtype
+    assert X[:, 0].tobytes() == expected.tobytes()
+
+
 def test_missing_markers_are_imputed_in_numeric_columns(tmp_path):
     path = write(tmp_path, "x,y\n1,a\n?,b\nNA,a\n5,b\n,a\n6,b\n")
     prep, table = fit(path)

@@ -54,8 +54,9 @@ def parse_numbers(data, width, delimiter, missing, lengths):
         for col in range(width):
             last = col == width - 1
             i = pos
+            # bitwise, not `and`/`or`: a branch on the sign would be mispredicted on every other cell
             negative = i < n and data[i] == _MINUS
-            i += i < n and (negative or data[i] == _PLUS)
+            i += negative | (i < n and data[i] == _PLUS)
             mantissa, digits, scale = _U(0), 0, 0
             for part in range(2):  # the digits before a point, then those after it
                 start = i
@@ -99,7 +100,7 @@ def parse_numbers(data, width, delimiter, missing, lengths):
                     i += 1
                 ok = 0 < i - start <= 4
                 scale += sign * exponent
-            ok = ok and mantissa <= _EXACT and not (negative and mantissa == 0) and -22 <= scale <= 22
+            ok = ok & (mantissa <= _EXACT) & ((mantissa != 0) | (not negative)) & (-22 <= scale) & (scale <= 22)
             if ok:
                 ended = not last and i < n and data[i] == delimiter
                 if last:
@@ -109,7 +110,7 @@ def parse_numbers(data, width, delimiter, missing, lengths):
                 if ended:
                     value = float(mantissa)
                     value = value * _POWERS[scale] if scale >= 0 else value / _POWERS[-scale]
-                    out[col, row] = -value if negative else value
+                    out[col, row] = value * (1.0 - 2.0 * negative)  # exact
                     pos = i + 1
                     continue
             # not a number this parser takes, or more follows: the whole cell, a missing string?
