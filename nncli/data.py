@@ -38,6 +38,7 @@ BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see
 FIRST_BLOCK_BYTES = 128 << 10
 COMPILED_PARSE_BYTES = 1 << 20  # blocks from this size on try nncli's compiled parser first
 PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
+QUEUE = 1
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
 
@@ -355,7 +356,7 @@ class _Blocks:
         with ThreadPoolExecutor(PARSE_THREADS) as pool:
             jobs, cuts = deque(), self._cuts()
             while True:
-                while len(jobs) < PARSE_THREADS + 1 and (cut := next(cuts, None)) is not None:
+                while len(jobs) < PARSE_THREADS + QUEUE and (cut := next(cuts, None)) is not None:
                     asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
                     jobs.append((*cut, asked, pool.submit(self.parse_numbers, cut[1], cut[0], asked)))
                 if not jobs:

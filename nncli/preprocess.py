@@ -413,14 +413,20 @@ def _check_finite(y: np.ndarray, table: Table, name: str) -> None:
         raise DataError(f"{table.path}: line {table.line_of(row)}: target '{name}' is not a finite number")
 
 
+def _present(x: np.ndarray) -> np.ndarray:
+    """The values of x that are not NaN: x itself when none is (no copy of a column without gaps)."""
+    gaps = np.isnan(x)
+    return x[~gaps] if gaps.any() else x
+
+
 def _range(x: np.ndarray) -> list:
-    present = x[~np.isnan(x)]
+    present = _present(x)
     return [float(present.min()), float(present.max())] if present.size else [0.0, 0.0]
 
 
 def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_missing: bool) -> Feature:
     """Imputation value, centre and scale of one numeric feature from its values x (n,), NaN = missing."""
-    present = x[~np.isnan(x)]
+    present = _present(x)
     if present.size == 0:
         raise DataError(f"{table.path}: column '{name}' has no values (all missing)")
     if present.size < x.size and cfg["impute"] == "error":
@@ -429,7 +435,8 @@ def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_miss
                         f"(data.impute is 'error')")
     fill = {"mean": present.mean, "median": lambda: np.median(present), "zero": lambda: 0.0,
             "error": lambda: 0.0}[cfg["impute"]]()
-    x = np.where(np.isnan(x), fill, x)
+    if present is not x:
+        x = np.where(np.isnan(x), fill, x)
     if cfg["scaling"] == "standard":
         center, scale = x.mean(), x.std()
     elif cfg["scaling"] == "minmax":
