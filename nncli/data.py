@@ -38,7 +38,7 @@ BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see
 FIRST_BLOCK_BYTES = 128 << 10
 COMPILED_PARSE_BYTES = 1 << 20  # blocks from this size on try nncli's compiled parser first
 PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
-QUEUE = 1
+QUEUE = 1  # blocks read ahead that wait for a parse thread, beyond the PARSE_THREADS being parsed
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|nan)\s*", re.IGNORECASE)
 
 

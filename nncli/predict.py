@@ -117,7 +117,7 @@ def output_columns(model: Model, table: Table, proba: bool, keep: list[str]) -> 
     if model.prep.task == "regression":
         out["prediction"] = P[:, 0]
     else:
-        # argmax; for two classes the same index (the first of equals) by one comparison, 4 times faster
+        # argmax; for two classes the same index (the first of equals, 0 for NaN) by one comparison
         idx = (P[:, 1] > P[:, 0]).astype(np.intp) if P.shape[1] == 2 else P.argmax(axis=1)
         out["prediction"] = _Labels(idx, model.prep.decode_labels(np.arange(len(model.prep.labels))))
         if proba:

@@ -9,8 +9,8 @@ way. Such a number is that integer times or divided by an exact power of ten: on
 IEEE operation, which is what a correctly rounding parser (pandas' fast_float, or its older
 precise_xstrtod on this range) returns too. Everything else declines: quotes (the caller checks),
 spaces, blank lines, a line with other than `width` cells, a carriage return other than before a
-newline, -0 (nncli reads those as text), longer or larger numbers. It holds no GIL, so two blocks
-parse at once on two threads.
+newline, -0 (the pandas path reads it as 0 in a column of integers and as text in a column of
+floats), longer or larger numbers. It holds no GIL, so two blocks parse at once on two threads.
 """
 
 import numba
