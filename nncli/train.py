@@ -18,6 +18,7 @@ from nncli.errors import ConfigError, TrainingDiverged
 from nncli.kernels import mlp, record
 from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
 from nncli.kernels.activations import N_PARAMS
+from nncli.kernels import losses, optim
 from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
 from nncli.model import Model
@@ -99,16 +100,21 @@ def loss_hp(train_cfg: dict) -> np.ndarray:
 
 
 def logits_loss(Z: np.ndarray, code: int, hp: np.ndarray, Y, sw) -> float:
-    """Mean loss of logits Z (n, K) against targets Y, through the training kernels' loss."""
-    return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z)))
+    """Mean loss of logits Z (n, K) against targets Y, through the training kernels' loss (its plain
+    variant for the losses that has)."""
+    extras = None if code in losses.PLAIN else True
+    return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z), extras))
 
 
-def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 0):
+def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 0, loss_code: int | None = None,
+                  opt_code: int | None = None):
     """The kernels' `extras` argument: None (the plain kernels, quicker to compile) when the run
-    needs no batch norm, no exotic activation, no gradient records and no input augmentation
-    (train_hp thp); else True."""
+    needs no batch norm, no exotic activation, no gradient records, no input augmentation (train_hp
+    thp), and trains (if it does) with a loss of losses.PLAIN and an optimizer of optim.PLAIN;
+    else True."""
     augment = thp is not None and (thp[NOISE] > 0 or thp[INPUT_DROPOUT] > 0 or thp[MIXUP] > 0)
-    return None if network.plain and not every and not augment else True
+    common = (loss_code is None or loss_code in losses.PLAIN) and (opt_code is None or opt_code in optim.PLAIN)
+    return None if network.plain and not every and not augment and common else True
 
 
 def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
@@ -242,7 +248,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                         record.n_fields(len(network.layers))))
     rec_count = np.zeros(1, dtype=np.int64)
     before = np.empty_like(theta) if every else theta[:0]
-    extras = kernel_extras(network, thp, every)
+    extras = kernel_extras(network, thp, every, loss_code, opt_code)
 
     def run_epoch(perm, t, seed, epoch_no, first_step):
         mix = mixup_draws(seed, steps_per_epoch, thp[MIXUP])
@@ -479,7 +485,8 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     The kernels' types do not depend on the options a config switches on (those are run-time
     values) except for `extras` (kernel_extras): per dtype, one small run on the plain kernels
     and one with batch norm, an activation without a loop of its own and gradient records, each
-    with its prediction, cover them all.
+    with its prediction and validation loss, and the validation loss of a loss the plain kernels
+    leave out, cover them all.
     """
     from nncli import config as config_mod
     from nncli.kernels import CACHE_DIR
@@ -499,6 +506,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
             net = build_network(2, 1, cfg["model"], dtype)
             net.initialize(rng)
             fit(net, data, data, cfg["train"], "binary", every=every)
+        logits_loss(logits(net, data.X), LOSSES["huber"].code, loss_hp(cfg["train"]), data.Y, data.sw)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
     # the CSV parser of large files, with its argument types as nncli.data passes them

@@ -423,6 +423,7 @@ def test_predict_into_a_closed_pipe_exits_quietly(files, tmp_path):
 def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
     from nncli.kernels import CACHE_DIR, mlp
     from nncli.kernels.csvparse import parse_numbers
+    from nncli.kernels.losses import loss_and_delta
 
     result = invoke("warmup", "--json")
     assert result.exit_code == 0, result.stderr
@@ -431,5 +432,7 @@ def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
     for kernel in (mlp.train_epoch, mlp.predict_logits):  # both variants (extras None and bool) of each dtype
         variants = {(str(sig[0].dtype), str(sig[-1])) for sig in kernel.signatures}
         assert {(d, e) for d in ("float32", "float64") for e in ("none", "bool")} <= variants, variants
+    variants = {(str(sig[2].dtype), str(sig[-1])) for sig in loss_and_delta.signatures}  # validation losses too
+    assert {(d, e) for d in ("float32", "float64") for e in ("none", "bool")} <= variants, variants
     data = parse_numbers.signatures[0][0]  # the parser, for the blocks nncli.data passes (writable bytes)
     assert str(data) == "array(uint8, 1d, C)" and len(parse_numbers.signatures) == 1

@@ -148,7 +148,7 @@ def test_bce_from_logits_is_stable_for_huge_logits():
 
     Z, Y = REF["loss.bce_extreme.Z"], REF["loss.bce_extreme.Y"]
     delta = np.empty_like(Z)
-    value = loss_and_delta(LOSSES["bce"].code, np.array([1.0, 0.0]), Z, Y, np.ones(len(Z)), delta)
+    value = loss_and_delta(LOSSES["bce"].code, np.array([1.0, 0.0]), Z, Y, np.ones(len(Z)), delta, True)
     assert np.isfinite(value) and value == pytest.approx(REF["loss.bce_extreme.loss"][0], rel=1e-12)
     np.testing.assert_allclose(delta, REF["loss.bce_extreme.dZ"], atol=1e-15)
 
@@ -369,7 +369,7 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
 # ---- the plain kernels (extras=None) against the full ones ----------------------------------------
 PLAIN_RUNS = [("[{units: 6, activation: relu}, {units: 4, activation: leaky_relu, dropout: 0.2}]", "bce", "adam", 0.0),
               ("[{units: 5, activation: tanh}, {units: 3, activation: sigmoid}]", "mse", "sgd", 1.0),
-              ("[{units: 4, activation: linear}]", "huber", "rmsprop", 0.0)]
+              ("[{units: 4, activation: linear}]", "mse", "adam", 0.5)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -431,6 +431,10 @@ def test_only_runs_that_need_no_extras_get_the_plain_kernels():
     normed = Network(3, [LayerSpec(4, "relu", (0.0, 0.0), "he_uniform", batch_norm="before"),
                          LayerSpec(1, "linear", (0.0, 0.0), "glorot_normal")], dtype=np.float64)
     assert kernel_extras(normed) is True and kernel_extras(normed.folded()) is None
+    for loss in LOSSES.values():
+        for opt in OPTIMIZERS.values():
+            common = loss.name in ("bce", "cross_entropy", "mse") and opt.name in ("sgd", "adam")
+            assert (kernel_extras(plain, train_hp(), 0, loss.code, opt.code) is None) == common, (loss, opt)
 
 
 def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
@@ -442,3 +446,25 @@ def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
     assert np.isnan(A).all() and np.isnan(D).all()
     mlp.activation_forward(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True)
     np.testing.assert_allclose(A, np.where(Z > 0, Z, np.expm1(Z)))
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber"])
+def test_the_plain_kernels_give_nan_for_a_loss_they_leave_out(loss):
+    from nncli.kernels.losses import loss_and_delta
+
+    rng = np.random.default_rng(0)
+    Z, Y = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    hp, sw, delta = np.array([1.0, 0.0]), np.ones(5), np.zeros((5, 2))
+    assert np.isnan(loss_and_delta(LOSSES[loss].code, hp, Z, Y, sw, delta, None)) and np.isnan(delta).all()
+    assert np.isfinite(loss_and_delta(LOSSES[loss].code, hp, Z, Y, sw, delta, True)) and np.isfinite(delta).all()
+
+
+@pytest.mark.parametrize("opt", ["adagrad", "rmsprop", "adamw"])
+def test_the_plain_kernels_give_nan_for_an_optimizer_they_leave_out(opt):
+    from nncli.kernels.optim import apply_updates
+
+    code, hp = optimizer_hp({"name": opt, **{k: default for k, (_, default) in OPTIMIZERS[opt].params.items()}})
+    for extras, finite in ((None, False), (True, True)):
+        theta, grad = np.ones(6), np.full(6, 0.5)
+        apply_updates(code, hp, theta, grad, np.zeros(6), np.zeros(6), 1, extras)
+        assert np.isfinite(theta).all() == finite and (theta != 1.0).all()

@@ -107,8 +107,8 @@ def test_confidence_penalty_gradient_and_value(loss, K, beta):
     P = 1 / (1 + np.exp(-Z)) if K == 1 else np.exp(Z) / np.exp(Z).sum(1, keepdims=True)
     P = np.column_stack([1 - P, P]) if K == 1 else P
     H = -(P * np.log(P)).sum(axis=1).mean()
-    plain = loss_and_delta(LOSSES[loss].code, np.zeros(2), Z, Y, np.ones(6), np.empty_like(Z))
-    penalized = loss_and_delta(LOSSES[loss].code, np.array([1.0, beta]), Z, Y, np.ones(6), np.empty_like(Z))
+    plain = loss_and_delta(LOSSES[loss].code, np.zeros(2), Z, Y, np.ones(6), np.empty_like(Z), True)
+    penalized = loss_and_delta(LOSSES[loss].code, np.array([1.0, beta]), Z, Y, np.ones(6), np.empty_like(Z), True)
     assert penalized == pytest.approx(plain - beta * H, rel=1e-12)
 
 

@@ -48,12 +48,16 @@ LOSSES = {
 DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
 
 
+PLAIN = (BCE, SOFTMAX_CE, MSE)  # the losses of the plain kernels (extras=None: nncli.train.kernel_extras)
+
+
 @kernel()
-def loss_and_delta(code, hp, Z, Y, sw, delta):
+def loss_and_delta(code, hp, Z, Y, sw, delta, extras):
     """Mean loss over the batch, and delta = dLoss/dZ written into `delta`.
 
     Z, Y, delta: (n, K); sw: (n,) row weights; hp: float64 parameters of the loss (Huber's delta).
-    For cross_entropy, Y is one-hot.
+    For cross_entropy, Y is one-hot. With extras None (the plain kernels, see nncli.kernels.mlp)
+    only the PLAIN losses are compiled; any other gives NaN, which stops training.
     """
     n, K = Z.shape
     total = 0.0
@@ -101,6 +105,9 @@ def loss_and_delta(code, hp, Z, Y, sw, delta):
                 r = z - y
                 total += sw[i] * r * r
                 delta[i, k] = sw[i] * 2.0 * r * scale
+            elif extras is None:
+                total = math.nan
+                delta[i, k] = math.nan
             elif code == MAE:
                 r = z - y
                 total += sw[i] * abs(r)

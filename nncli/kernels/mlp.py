@@ -20,9 +20,10 @@ costs one call from Python; every branch on a layer's options is taken outside e
 
 `extras` picks one of two compiled variants of the kernels that take it. True: everything above,
 plus gradient records, input augmentation and every activation. None: numba removes each
-`if extras is not None` branch before it types the kernel, so batch norm, records, augmentation
-and the activations without a loop of their own (activations.LOOPED) are not compiled at all: a
-third less to compile on an empty cache, for the configs that need none of them
+`if extras is not None` branch before it types the kernel, so batch norm, records, augmentation,
+the activations without a loop of their own (activations.LOOPED), the losses other than
+losses.PLAIN and the optimizers other than optim.PLAIN are not compiled at all: about half as
+much to compile on an empty cache, for the configs that need none of them
 (nncli.train.kernel_extras decides). Options are otherwise run-time values: one compiled variant
 serves every config of a dtype.
 """
@@ -445,7 +446,7 @@ def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp
     K = layout[L - 1, N_OUT]
     Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras)
     delta = _block(ws, offs[3 + L], nb, K)
-    loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta)
+    loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta, extras)
     backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras)
     return loss
 
@@ -544,7 +545,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
     size) holds the weights before the update; rec_every = 0 records nothing.
 
     extras: True, or None for the plain variant (module docstring), which neither records nor
-    augments and knows no batch norm.
+    augments and knows no batch norm, and only the common losses and optimizers.
     """
     n = perm.shape[0]
     d = X.shape[1]
@@ -600,7 +601,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
             rec[record.CLIPPED] = fired
             for i in range(theta.shape[0]):
                 before[i] = theta[i]
-        apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t)
+        apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t, extras)
         if extras is not None and recording:
             record.record_update(rec, theta, before, layout)
         stats[LOSS_SUM] += loss * nb

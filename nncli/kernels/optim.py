@@ -109,9 +109,14 @@ def _adam(h, theta, g, s1, s2, i, lr_t, inv_sqrt_bc2, decoupled):
     return step
 
 
+PLAIN = (SGD, ADAM)  # the optimizers of the plain kernels (extras=None: nncli.train.kernel_extras)
+
+
 @kernel()
-def apply_updates(code, hp, theta, grad, s1, s2, t):
+def apply_updates(code, hp, theta, grad, s1, s2, t, extras):
     """theta -= the chosen optimizer's update, for every element; t is the 1-based step number.
+    With extras None (the plain kernels) only the PLAIN optimizers are compiled; any other makes
+    theta NaN, which stops training.
 
     Every branch on a run-time setting is taken once per step, outside the element loop: a
     branch inside it stops LLVM from vectorizing the loop, which then costs 5-10 times more.
@@ -128,6 +133,15 @@ def apply_updates(code, hp, theta, grad, s1, s2, t):
     if code == SGD:
         for i in range(n):
             theta[i] -= _sgd(h, theta, grad[i], s1, s2, i, t)
+    elif extras is None:  # numba compiles only this branch of the rest for the plain kernels
+        if code != ADAM:
+            for i in range(n):
+                theta[i] = math.nan
+            return
+        lr_t = theta.dtype.type(hp[LR] / (1.0 - hp[BETA1] ** t))
+        inv_sqrt_bc2 = theta.dtype.type(1.0 / math.sqrt(1.0 - hp[BETA2] ** t))
+        for i in range(n):
+            theta[i] -= _adam(h, theta, grad[i], s1, s2, i, lr_t, inv_sqrt_bc2, False)
     elif code == ADAGRAD:
         lr_t = theta.dtype.type(hp[LR] / (1.0 + (t - 1) * hp[LR_DECAY]))
         for i in range(n):
