@@ -279,10 +279,19 @@ class _Blocks:
             numbers = ()
         self.path, self.start, self.width, self.numbers = path, start, width, set(numbers)
         self.delimiter, self.encoding = delimiter, encoding
+        self.missing_bytes = self._compiled_parser_missing()
+
+    def _compiled_parser_missing(self) -> list[bytes] | None:
+        """The missing strings as the file's bytes, for the compiled parser; None where it must not
+        run: a delimiter that can be part of a number (its cells would not split as pandas splits
+        them), a missing string with a line end or a quote in it, or one the encoding cannot hold."""
+        if self.delimiter in "0123456789+-.eE" or any(c in m for m in self.missing for c in '\r\n"'):
+            return None
+        encoding = "utf-8" if codecs.lookup(_encoding(self.encoding)).name == "utf-8-sig" else self.encoding
         try:
-            self.missing_bytes = [m.encode(encoding) for m in self.missing]  # (utf-8-sig would add a BOM)
-        except UnicodeEncodeError:  # a missing string the file cannot hold: pandas' parser alone
-            self.missing_bytes = None
+            return [m.encode(encoding) for m in self.missing]  # (utf-8-sig would add a BOM)
+        except UnicodeEncodeError:
+            return None
 
     def _bytes(self, block: _Block) -> bytes:
         with open(self.path, "rb") as f:

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -421,18 +422,32 @@ def test_predict_into_a_closed_pipe_exits_quietly(files, tmp_path):
 
 
 def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
-    from nncli.kernels import CACHE_DIR, mlp
-    from nncli.kernels.csvparse import parse_numbers
-    from nncli.kernels.losses import loss_and_delta
+    from nncli.kernels import CACHE_DIR
 
     result = invoke("warmup", "--json")
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["cache_dir"] == str(CACHE_DIR) and info["dtypes"] == ["float32", "float64"]
-    for kernel in (mlp.train_epoch, mlp.predict_logits):  # both variants (extras None and bool) of each dtype
-        variants = {(str(sig[0].dtype), str(sig[-1])) for sig in kernel.signatures}
-        assert {(d, e) for d in ("float32", "float64") for e in ("none", "bool")} <= variants, variants
-    variants = {(str(sig[2].dtype), str(sig[-1])) for sig in loss_and_delta.signatures}  # validation losses too
-    assert {(d, e) for d in ("float32", "float64") for e in ("none", "bool")} <= variants, variants
-    data = parse_numbers.signatures[0][0]  # the parser, for the blocks nncli.data passes (writable bytes)
-    assert str(data) == "array(uint8, 1d, C)" and len(parse_numbers.signatures) == 1
+
+
+WARMED = """
+import json
+from nncli.train import warmup
+from nncli.kernels import csvparse, losses, mlp
+warmup(("float32",))
+print(json.dumps({k.py_func.__name__: [[str(t) for t in key[0]] for key in k._cache._cache_file._load_index()]
+                  for k in (mlp.train_epoch, mlp.predict_logits, losses.loss_and_delta, csvparse.parse_numbers)}))
+"""
+
+
+def test_warmup_fills_an_empty_cache_with_every_variant(tmp_path):
+    """What warmup leaves in a new cache folder (numba's index of each kernel on disk), so that
+    kernels compiled by other tests in this process cannot stand in for it."""
+    env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", WARMED], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads(done.stdout)
+    for name in ("train_epoch", "predict_logits", "loss_and_delta"):  # plain (none) and full (bool) variants
+        assert {sig[-1] for sig in saved[name]} == {"none", "bool"}, (name, saved[name])
+    assert saved["parse_numbers"] == [["array(uint8, 1d, C)", "int64", "int64", "array(uint8, 2d, C)",
+                                       "array(int64, 1d, C)"]]  # the blocks nncli.data passes (writable bytes)

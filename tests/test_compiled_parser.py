@@ -121,6 +121,39 @@ def test_blocks_read_as_pandas_and_nncli_checks_read_them(tmp_path, seed):
     assert taken > 50 and declined > 10
 
 
+def test_numbers_of_more_than_17_digits_decline():
+    """pandas before 3.1 reads at most 17 digits, leading zeros included, into its float: past
+    that its value may differ from the correctly rounded one, so the parser leaves such cells
+    to pandas."""
+    for cell in ("0.01234567890123457", "00095584.3655063171", "123456789012345678"):
+        assert compiled(f"1,{cell}\n", 2) is None
+    for cell in ("0.0123456789012345", "0000000000000001.5", "0.9007199254740992"):  # 17 digits, at most 2**53
+        same_bits(compiled(f"1,{cell}\n", 2), np.array([[1.0, float(cell)]]))
+
+
+@pytest.mark.parametrize("delimiter", ["-", "+", ".", "e", "E", "0", "7"])
+def test_a_delimiter_that_can_be_part_of_a_number_leaves_the_file_to_pandas(tmp_path, monkeypatch, delimiter):
+    """With such a delimiter the parser would read "-1-2" as the numbers -1 and 2 where pandas
+    sees three cells; nncli.data does not use it then, and the errors are pandas' own."""
+    monkeypatch.setattr(nncli.data, "COMPILED_PARSE_BYTES", 0)
+    monkeypatch.setattr(nncli.data, "BLOCK_BYTES", 64)
+    rows = f"3{delimiter}3\n" * 40
+    path = tmp_path / "d.csv"
+    path.write_text(f"a{delimiter}b\n" + rows + f"-1{delimiter}2{delimiter}5\n" + rows)
+    assert _Blocks(path, 0, 2, {0, 1}, ["NA"], delimiter, "utf-8").missing_bytes is None
+    with pytest.raises(nncli.data.DataError, match=r"line 42 has [34] fields where earlier rows have 2"):
+        read_table(path, delimiter=delimiter, numbers=lambda names, header: names, missing=["NA"])
+
+
+def test_missing_strings_the_parser_cannot_match_as_pandas_does_leave_the_file_to_pandas(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n")
+    for missing in (["a\rb"], ['"NA"'], ["N\nA"]):
+        assert _Blocks(path, 0, 2, {0, 1}, missing, ",", "utf-8").missing_bytes is None
+    assert _Blocks(path, 0, 2, {0, 1}, ["NA", "–"], ",", "utf-8-sig").missing_bytes == [b"NA", "–".encode()]
+    assert _Blocks(path, 0, 2, {0, 1}, ["NA", "–"], ",", "ascii").missing_bytes is None  # the file cannot hold it
+
+
 def test_a_large_file_goes_through_the_compiled_parser_and_reads_as_before(tmp_path, monkeypatch):
     rng = np.random.default_rng(5)  # (b + 0.0: no "-0", which the parser declines)
     X = rng.standard_normal((160_000, 4))

@@ -437,6 +437,32 @@ def test_only_runs_that_need_no_extras_get_the_plain_kernels():
             assert (kernel_extras(plain, train_hp(), 0, loss.code, opt.code) is None) == common, (loss, opt)
 
 
+@pytest.mark.parametrize("loss,opt", [("mae", "adam"), ("huber", "sgd"), ("mse", "adagrad"), ("mse", "rmsprop"),
+                                      ("mse", "adamw")])
+def test_a_run_with_a_loss_or_optimizer_the_plain_kernels_leave_out_trains_on_the_full_ones(monkeypatch, loss, opt):
+    from nncli import config
+    from nncli import train as train_mod
+
+    chosen, picked = train_mod.kernel_extras, []
+
+    def recorded(*args, **kwargs):
+        picked.append(chosen(*args, **kwargs))
+        return picked[-1]
+
+    monkeypatch.setattr(train_mod, "kernel_extras", recorded)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 3))
+    cfg = config.load(None, ["model.hidden=[{units: 4, activation: relu}]", f"train.loss={loss}",
+                             f"train.optimizer={{name: {opt}}}", "train.epochs=2", "train.batch_size=16"])
+    net = train_mod.build_network(3, 1, cfg["model"], np.dtype("float32"))
+    net.initialize(np.random.default_rng(0))
+    data = train_mod.Arrays(X.astype(np.float32), np.tanh(X[:, :1]).astype(np.float32), np.ones(60, np.float32))
+    result = train_mod.fit(net, data, data, cfg["train"], "regression", rng=np.random.default_rng(1))
+    assert picked[0] is True  # the training kernels; predictions (validation) may take the plain ones
+    assert np.isfinite(result.history["train_loss"]).all() and np.isfinite(result.history["val_loss"]).all()
+    assert np.isfinite(net.theta).all()
+
+
 def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
     """Should a run with another activation ever reach the plain kernels, training stops on a
     non-finite loss instead of going on with wrong numbers."""

@@ -3,14 +3,17 @@ missing-value string: nncli.data's fast path for large files.
 
 It gives exactly what pandas' parser, and nncli's checks after it, give for such a block, or it
 declines the whole block (returns -1 rows) and pandas parses it as before. A cell is taken only
-if it is one of the missing strings, as written (NaN), or matches [+-]?digits[.digits][(e|E)
-[+-]digits] with at most 2**53 as the integer of its digits and a power of ten of at most 22 either
-way. Such a number is that integer times or divided by an exact power of ten: one correctly rounded
-IEEE operation, which is what a correctly rounding parser (pandas' fast_float, or its older
-precise_xstrtod on this range) returns too. Everything else declines: quotes (the caller checks),
-spaces, blank lines, a line with other than `width` cells, a carriage return other than before a
-newline, -0 (the pandas path reads it as 0 in a column of integers and as text in a column of
-floats), longer or larger numbers. It holds no GIL, so two blocks parse at once on two threads.
+if it is one of the missing strings, as written (NaN), or a number [+-]? digits, a point and
+digits (either side may be empty, not both), and an exponent (e|E)[+-]? of 1-4 digits, with at
+most 17 digits in all (leading zeros included), at most 2**53 as the integer of its digits and a
+power of ten of at most 22 either way. Such a number is that integer, exact in float64, times or
+divided by an exact power of ten: one correctly rounded IEEE operation, which is what pandas
+returns too (fast_float in pandas 3.1; precise_xstrtod before, which reads up to 17 digits, leading
+zeros included, into a float64, exactly while the integer stays within 2**53). Everything else
+declines: quotes, spaces, blank lines, a line with other than `width` cells, a carriage return
+other than before a newline, -0 (the pandas path reads it as 0 in a column of integers and as text
+in a column of floats), longer or larger numbers. The caller (nncli.data) never runs it with a
+delimiter that can be part of a number. It holds no GIL, so two blocks parse at once on two threads.
 """
 
 import numba
@@ -20,7 +23,7 @@ from nncli.kernels import CACHE
 
 _POWERS = np.array([float(f"1e{k}") for k in range(23)])  # exact in float64
 _EXACT = np.uint64(2**53)  # integers up to here are exact in float64
-_DIGITS = 18  # digits accumulated at most (10**18 < 2**63); more declines
+_DIGITS = 17  # digits in a number at most, leading zeros included (as pandas 2's precise_xstrtod keeps)
 _NEWLINE, _RETURN, _PLUS, _MINUS, _DOT, _ZERO, _NINE = 10, 13, 43, 45, 46, 48, 57
 
 

@@ -116,7 +116,7 @@ PLAIN = (SGD, ADAM)  # the optimizers of the plain kernels (extras=None: nncli.t
 def apply_updates(code, hp, theta, grad, s1, s2, t, extras):
     """theta -= the chosen optimizer's update, for every element; t is the 1-based step number.
     With extras None (the plain kernels) only the PLAIN optimizers are compiled; any other makes
-    theta NaN, which stops training.
+    theta NaN (a safeguard: nncli.train.kernel_extras gives such runs the full kernels).
 
     Every branch on a run-time setting is taken once per step, outside the element loop: a
     branch inside it stops LLVM from vectorizing the loop, which then costs 5-10 times more.
