@@ -282,11 +282,8 @@ class _Blocks:
         self.missing_bytes = self._compiled_parser_missing()
 
     def _compiled_parser_missing(self) -> list[bytes] | None:
-        """The missing strings as the file's bytes, for the compiled parser; None where it must not
-        run: a delimiter that can be part of a number (its cells would not split as pandas splits
-        them), a missing string with a line end or a quote in it, or one the encoding cannot hold."""
-        if self.delimiter in "0123456789+-.eE" or any(c in m for m in self.missing for c in '\r\n"'):
-            return None
+        """The missing strings as the file's bytes, for the compiled parser; None if the encoding
+        cannot hold one (the parser itself declines what else it cannot read as pandas does)."""
         encoding = "utf-8" if codecs.lookup(_encoding(self.encoding)).name == "utf-8-sig" else self.encoding
         try:
             return [m.encode(encoding) for m in self.missing]  # (utf-8-sig would add a BOM)

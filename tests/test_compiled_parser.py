@@ -140,16 +140,17 @@ def test_a_delimiter_that_can_be_part_of_a_number_leaves_the_file_to_pandas(tmp_
     rows = f"3{delimiter}3\n" * 40
     path = tmp_path / "d.csv"
     path.write_text(f"a{delimiter}b\n" + rows + f"-1{delimiter}2{delimiter}5\n" + rows)
-    assert _Blocks(path, 0, 2, {0, 1}, ["NA"], delimiter, "utf-8").missing_bytes is None
+    assert compiled(rows, 2, delimiter=delimiter) is None
     with pytest.raises(nncli.data.DataError, match=r"line 42 has [34] fields where earlier rows have 2"):
         read_table(path, delimiter=delimiter, numbers=lambda names, header: names, missing=["NA"])
 
 
 def test_missing_strings_the_parser_cannot_match_as_pandas_does_leave_the_file_to_pandas(tmp_path):
+    for missing in (["a\rb"], ['"NA"'], ["N\nA"]):  # pandas would end a line or unquote
+        assert compiled("1,2\n3,4\n", 2, missing=["NA", *missing]) is None
+    assert compiled("1,2\n3,NA\n", 2, missing=["NA", "?"]) is not None
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,2\n")
-    for missing in (["a\rb"], ['"NA"'], ["N\nA"]):
-        assert _Blocks(path, 0, 2, {0, 1}, missing, ",", "utf-8").missing_bytes is None
     assert _Blocks(path, 0, 2, {0, 1}, ["NA", "–"], ",", "utf-8-sig").missing_bytes == [b"NA", "–".encode()]
     assert _Blocks(path, 0, 2, {0, 1}, ["NA", "–"], ",", "ascii").missing_bytes is None  # the file cannot hold it
 

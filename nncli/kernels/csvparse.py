@@ -12,8 +12,9 @@ returns too (fast_float in pandas 3.1; precise_xstrtod before, which reads up to
 zeros included, into a float64, exactly while the integer stays within 2**53). Everything else
 declines: quotes, spaces, blank lines, a line with other than `width` cells, a carriage return
 other than before a newline, -0 (the pandas path reads it as 0 in a column of integers and as text
-in a column of floats), longer or larger numbers. The caller (nncli.data) never runs it with a
-delimiter that can be part of a number. It holds no GIL, so two blocks parse at once on two threads.
+in a column of floats), longer or larger numbers; and whole files whose delimiter can be part of a
+number, or whose missing strings hold a line end or a quote. It holds no GIL, so two blocks parse
+at once on two threads.
 """
 
 import numba
@@ -24,7 +25,7 @@ from nncli.kernels import CACHE
 _POWERS = np.array([float(f"1e{k}") for k in range(23)])  # exact in float64
 _EXACT = np.uint64(2**53)  # integers up to here are exact in float64
 _DIGITS = 17  # digits in a number at most, leading zeros included (as pandas 2's precise_xstrtod keeps)
-_NEWLINE, _RETURN, _PLUS, _MINUS, _DOT, _ZERO, _NINE = 10, 13, 43, 45, 46, 48, 57
+_NEWLINE, _RETURN, _QUOTE, _PLUS, _MINUS, _DOT, _ZERO, _NINE = 10, 13, 34, 43, 45, 46, 48, 57
 
 
 _U = np.uint64
@@ -52,6 +53,12 @@ def parse_numbers(data, width, delimiter, missing, lengths):
         if data[i] == _NEWLINE:
             lines += 1
     out = np.empty((width, lines))
+    if _ZERO <= delimiter <= _NINE or delimiter in (_PLUS, _MINUS, _DOT, 101, 69):  # can be part of a number
+        return out, -1  # ("-1-2" would be two numbers here, three cells to pandas)
+    for k in range(lengths.shape[0]):  # a missing string that pandas would split or unquote
+        for t in range(lengths[k]):
+            if missing[k, t] == _NEWLINE or missing[k, t] == _RETURN or missing[k, t] == _QUOTE:
+                return out, -1
     pos, row = 0, 0
     while pos < n:
         for col in range(width):
