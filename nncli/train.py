@@ -15,10 +15,9 @@ import numpy as np
 
 from nncli.data import every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
-from nncli.kernels import mlp, record
+from nncli.kernels import losses, mlp, optim, record
 from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
 from nncli.kernels.activations import N_PARAMS
-from nncli.kernels import losses, optim
 from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
 from nncli.model import Model
