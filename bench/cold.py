@@ -10,8 +10,8 @@ GOAL_S = 8.0  # issue 5, goal 5: the first train on an empty cache
 TITLE = "7. Cold start: an empty kernel cache"
 
 
-def _run(cmd: list[str], cache) -> float:
-    env = {**os.environ, "NNCLI_CACHE_DIR": str(cache)}
+def _run(cmd: list[str], cache, **settings) -> float:
+    env = {**os.environ, "NNCLI_CACHE_DIR": str(cache), **settings}
 
     def call():
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -25,26 +25,33 @@ def cold(env: Env) -> list[Section]:
     """Each round trains on a new, empty cache folder (NNCLI_CACHE_DIR), then again on the filled one.
 
     Compiling dominates and does not share the machine's cores with anything else nncli does, so
-    there is nothing to alternate with: quick mode runs one round, full mode two, plus the first
-    run of a config that needs the full kernels (configs/pima_regularized.yaml) and `nncli warmup`.
+    there is nothing to alternate with: quick mode runs one round, full mode two, plus in each
+    round the first train compiled in one process (NNCLI_PARALLEL_COMPILE=0, as before the
+    helper process), the first run of a config that needs the full kernels
+    (configs/pima_regularized.yaml) and `nncli warmup`.
     """
     if env.pima is None:
         return [Section(TITLE, PIMA_MISSING)]
     nncli = nncli_command()
     train = [*nncli, "train", str(env.pima), "--config", str(PIMA_CONFIG), "--quiet", "--out", str(env.tmp / "cold.npz")]
     rounds = 1 if env.settings.name == "quick" else 2
-    first, second, warmup = [], [], []
+    first, second, alone, warmup = [], [], [], []
     for r in range(rounds):
         cache = env.tmp / f"cold-cache-{r}"
         first.append(_run(train, cache))
         second.append(_run(train, cache))
+        if env.settings.name != "quick":
+            alone.append(_run(train, env.tmp / f"cold-cache-alone-{r}", NNCLI_PARALLEL_COMPILE="0"))
     full = []
     if env.settings.name != "quick":
         regularized = [*train[:-5], "--config", str(PIMA_CONFIG.with_name("pima_regularized.yaml")), *train[-3:]]
         full.append(_run(regularized, env.tmp / "cold-cache-full"))
         warmup.append(_run([*nncli, "warmup"], env.tmp / "cold-cache-warmup"))
-    rows = [["first `nncli train`, empty cache (compiles the float32 kernels)", Stat(first)],
+    rows = [["first `nncli train`, empty cache (compiles the float32 kernels, on two cores)", Stat(first)],
             ["the same command again, cache filled", Stat(second)]]
+    if alone:
+        rows.append(["first `nncli train`, empty cache, compiled in one process (`NNCLI_PARALLEL_COMPILE=0`)",
+                     Stat(alone)])
     if full:
         rows.append(["first `nncli train` with configs/pima_regularized.yaml, empty cache (full kernels: batch "
                      "norm, input dropout)", Stat(full)])
@@ -61,12 +68,15 @@ def cold(env: Env) -> list[Section]:
               "compiled kernel serves every config of a dtype that needs no batch norm, gradient records, input "
               "augmentation, uncommon activation, loss other than bce, cross_entropy or mse, or optimizer other "
               "than sgd or adam (the full kernel, compiled for the others, has all of them). Later runs load the "
-              "machine code from the cache folder. numba compiles every jitted function into a module of its own "
-              "and links callees into their callers, so code deep in the call tree (train_epoch → forward → "
-              "activation_forward → activate_rows) is optimized and turned into machine code once per level; "
-              "the forward pass, the loss and the backward pass are called from train_epoch directly (their "
-              "wrapper is inlined), and a profiled cold run before these changes spent 2.6 s in LLVM's "
-              "optimization passes and 2.2 s generating machine code, the rest in numba's typing and lowering, "
-              "in Python. Inlining more levels (the forward and backward passes, the activation) did not make "
-              "it faster: numba's inliner costs about what it saves.")
+              "machine code from the cache folder. numba compiles one function at a time in a process, every "
+              "jitted function into a module of its own, and links callees into their callers, so code deep in "
+              "the call tree (train_epoch → forward → activation_forward → activate_rows) is optimized and turned "
+              "into machine code once per level. Compiling is single-threaded, so on a cold cache nncli splits it "
+              "over two processes (nncli.kernels.precompile): a helper process compiles the forward pass (and the "
+              "prediction kernel of a run that validates) while the training process compiles the loss, the "
+              "backward pass and the optimizer step; train_epoch, compiled last, takes the helper's half from the "
+              "cache."
+              + (f" Compiled in one process, the same first train takes {Stat(alone).median:.1f} s." if alone else "")
+              + " Inlining more levels (the forward and backward passes, the activation) did not make it faster: "
+              "numba's inliner costs about what it saves.")
     return [Section(TITLE, body, limits)]

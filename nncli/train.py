@@ -7,17 +7,17 @@ epoch's mini-batch loop runs in the compiled kernel nncli.kernels.mlp.train_epoc
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from nncli.data import every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
-from nncli.kernels import losses, mlp, optim, record
-from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS)
+from nncli.kernels import losses, mlp, optim, precompile, record
 from nncli.kernels.activations import N_PARAMS
+from nncli.kernels.layout import CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS
 from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
 from nncli.model import Model
@@ -98,11 +98,16 @@ def loss_hp(train_cfg: dict) -> np.ndarray:
     return np.array([train_cfg["huber_delta"], train_cfg["regularization"]["entropy"]])
 
 
+def loss_extras(code: int):
+    """The loss kernel's `extras` argument for loss `code` alone: None (its plain variant) for the
+    losses of losses.PLAIN."""
+    return None if code in losses.PLAIN else True
+
+
 def logits_loss(Z: np.ndarray, code: int, hp: np.ndarray, Y, sw) -> float:
-    """Mean loss of logits Z (n, K) against targets Y, through the training kernels' loss (its plain
-    variant for the losses that has)."""
-    extras = None if code in losses.PLAIN else True
-    return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z), extras))
+    """Mean loss of logits Z (n, K) against targets Y, through the training kernels' loss."""
+    return float(loss_and_delta(code, hp, Z, Y.astype(Z.dtype), sw.astype(Z.dtype), np.empty_like(Z),
+                                loss_extras(code)))
 
 
 def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 0, loss_code: int | None = None,
@@ -112,14 +117,13 @@ def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 
     thp), and trains (if it does) with a loss of losses.PLAIN and an optimizer of optim.PLAIN;
     else True."""
     augment = thp is not None and (thp[NOISE] > 0 or thp[INPUT_DROPOUT] > 0 or thp[MIXUP] > 0)
-    common = (loss_code is None or loss_code in losses.PLAIN) and (opt_code is None or opt_code in optim.PLAIN)
+    common = (loss_code is None or loss_extras(loss_code) is None) and (opt_code is None or opt_code in optim.PLAIN)
     return None if network.plain and not every and not augment and common else True
 
 
 def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
     """Output-layer logits (n, K) in inference mode; batch norm is folded into the dense layers."""
-    if network.has_batch_norm:
-        network = network.folded()
+    network = inference(network)
     X = np.ascontiguousarray(X, dtype=network.dtype)
     out = np.empty((X.shape[0], network.n_outputs), dtype=network.dtype)
     chunk = max(1, min(chunk, X.shape[0]))
@@ -127,6 +131,11 @@ def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.nd
     mlp.predict_logits(network.theta, network.running, network.layout, network.layer_hp, X, out, ws, chunk,
                        kernel_extras(network))
     return out
+
+
+def inference(network: Network) -> Network:
+    """The network that `logits` runs: batch norm folded into the dense layers."""
+    return network.folded() if network.has_batch_norm else network
 
 
 def train_hp(train_cfg: dict, network: Network) -> np.ndarray:
@@ -185,7 +194,7 @@ def run_interruptible(call, control: np.ndarray):
     def target():
         try:
             out["value"] = call()
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
             out["error"] = exc
         finally:
             done.set()
@@ -249,14 +258,19 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     before = np.empty_like(theta) if every else theta[:0]
     extras = kernel_extras(network, thp, every, loss_code, opt_code)
 
-    def run_epoch(perm, t, seed, epoch_no, first_step):
+    def epoch_args(perm, t, seed, epoch_no, first_step):
         mix = mixup_draws(seed, steps_per_epoch, thp[MIXUP])
-        return mlp.train_epoch(theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw, perm,
-                               batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, mix, ws, stats,
-                               records, every, rec_count, before, epoch_no, first_step, control, extras)
+        return (theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw, perm, batch_size, loss_code,
+                lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, mix, ws, stats, records, every, rec_count, before,
+                epoch_no, first_step, control, extras)
+
+    def run_epoch(*args):
+        return mlp.train_epoch(*epoch_args(*args))
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
-    run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
+    empty = epoch_args(np.empty(0, np.int64), 0, 0, 0, 0)
+    with precompile.training(empty, None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))):
+        mlp.train_epoch(*empty)
     if val is not None:
         logits(network, val.X[:1])
     compile_seconds = time.perf_counter() - t0
