@@ -289,7 +289,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (default: stdout).")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class.")] = False,
     keep: Annotated[Optional[list[str]], typer.Option("--keep", help="Copy this input column (repeatable).")] = None,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows read and predicted at a time.")] = 100_000,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="At most this many rows read and predicted at a time.")] = 100_000,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
 ):

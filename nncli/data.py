@@ -436,26 +436,12 @@ class _Blocks:
         return frame
 
     def chunks(self, rows: int):
-        """(frame, first data row, reread) of successive chunks of `rows` rows each (the last fewer)."""
-        pending, count = [], 0  # pieces (frame, block, lo) of the chunk being gathered
+        """(frame, first data row, reread) of successive chunks of at most `rows` rows, each within
+        one block: rows of two blocks are never copied together into one chunk."""
         for frame, block in self.blocks():
-            lo = 0
-            while lo < len(frame):
-                take = min(rows - count, len(frame) - lo)
-                pending.append((frame.iloc[lo:lo + take], block, lo))
-                count += take
-                lo += take
-                if count == rows:
-                    yield self._gather(pending)
-                    pending, count = [], 0
-        if pending:
-            yield self._gather(pending)
-
-    def _gather(self, pending: list):
-        pieces = [(block, lo, lo + len(frame)) for frame, block, lo in pending]
-        frames = [self._as_text(frame, block) for frame, block, _ in pending]
-        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-        return frame, pending[0][1].first + pending[0][2], self._reread(pieces)
+            for lo in range(0, len(frame), rows):
+                part = self._as_text(frame.iloc[lo:lo + rows].reset_index(drop=True), block)
+                yield part, block.first + lo, self._reread([(block, lo, lo + len(part))])
 
     def _check_short_rows(self, data: bytearray, frame: pd.DataFrame, offset: int) -> None:
         """pandas pads a short row with empty cells; a short row has fewer delimiters (a long one is

@@ -135,6 +135,9 @@ class _Labels:
 def csv_text(columns: dict, header: bool) -> str:
     """The text DataFrame(columns).to_csv(index=False, float_format="%.10g") writes, with "\n" line
     ends, made column by column: each class label is formatted once, each float by one %."""
+    if len(columns) == 1 and isinstance(labels := next(iter(columns.values())), _Labels):
+        head = _quote(str(next(iter(columns)))) + "\n" if header else ""
+        return head + _label_lines(labels.idx, ['""' if c == "" else c for c in _cells(labels.values)])
     cells = [_cells(v) for v in columns.values()]
     if len(cells) == 1:  # the csv module quotes a lone empty field, so that it is not an empty line
         lines = ['""' if c == "" else c for c in cells[0]] if "" in cells[0] else cells[0]
@@ -143,6 +146,25 @@ def csv_text(columns: dict, header: bool) -> str:
     if header:
         lines.insert(0, ",".join(_quote(str(name)) for name in columns))
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def _label_lines(idx: np.ndarray, cells: list[str]) -> str:
+    """"".join(cells[i] + "\n" for i in idx), built in numpy: every line's bytes are placed
+    position by position (a pass over the rows per character of the longest cell), not joined."""
+    lines = [(c + "\n").encode() for c in cells]
+    table = np.zeros((len(lines), max(map(len, lines))), dtype=np.uint8)
+    for k, line in enumerate(lines):
+        table[k, :len(line)] = np.frombuffer(line, dtype=np.uint8)
+    if len({len(line) for line in lines}) == 1:  # lines of one length: whole rows of the table
+        return table[idx].tobytes().decode()
+    lengths = np.array([len(line) for line in lines])[idx]
+    starts = np.cumsum(lengths) - lengths
+    out = np.empty(int(lengths.sum()), dtype=np.uint8)
+    shortest = int(lengths.min()) if len(idx) else 0
+    for b in range(table.shape[1]):
+        rows = slice(None) if b < shortest else np.flatnonzero(lengths > b)
+        out[starts[rows] + b] = table[idx[rows], b]
+    return out.tobytes().decode()
 
 
 def _cells(values) -> list[str]:

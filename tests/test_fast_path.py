@@ -104,10 +104,16 @@ def test_a_column_that_stops_being_clean_in_a_later_block_is_text_throughout(tmp
     assert fast.frame["b"].tolist() == text.frame["b"].tolist()
     with pytest.raises(DataError, match=r"line 252, column 'b': 'oops' is not a number"):
         numeric_values(fast, "b", ["NA"], False)
+    # chunks of at most 100 rows within a block: numbers up to the block that holds row 250, text from it on
     chunks = list(read_table(path, chunk_rows=100, numbers=every, missing=["NA"]))
-    assert [c.is_number("b") for c in chunks] == [True, True, False]
+    sizes = [len(c.frame) for c in chunks]
+    assert sum(sizes) == 300 and max(sizes) <= 100
+    starts = np.cumsum([0] + sizes[:-1])
+    bad = next(i for i, (start, size) in enumerate(zip(starts, sizes)) if start <= 250 < start + size)
+    assert [c.is_number("b") for c in chunks] == [True] * bad + [False] * (len(chunks) - bad)
+    assert pd.concat([c.frame for c in chunks])["a"].tolist() == list(range(300))
     with pytest.raises(DataError, match=r"line 252, column 'b': 'oops' is not a number"):
-        numeric_values(chunks[2], "b", ["NA"], False)
+        numeric_values(chunks[bad], "b", ["NA"], False)
 
 
 @pytest.mark.parametrize("chunk_rows", [None, 7, 64])
@@ -263,6 +269,20 @@ def test_csv_text_is_what_to_csv_writes(seed):
                                                          float_format="%.10g")
     lone = {"prediction": np.array([1.5, np.nan])}
     assert csv_text(lone, True) == pd.DataFrame(lone).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+
+
+@pytest.mark.parametrize("labels", [["no", "yes", "maybe so"], ["", "b,c", 'say "hi"', "été"], ["0", "1"], ["x"]],
+                         ids=["lengths", "quoted-empty-unicode", "one-length", "one-class"])
+def test_a_lone_label_column_is_what_to_csv_writes(labels):
+    """The prediction column alone (predict without --proba or --keep) is built in numpy, not
+    joined line by line: the same text as DataFrame.to_csv, with or without rows."""
+    labels = np.array(labels, dtype=object)
+    for idx in (np.random.default_rng(0).integers(0, len(labels), 200), np.array([], dtype=np.intp)):
+        columns = {"prediction": nncli.predict._Labels(idx, labels)}
+        for header in (True, False):
+            expected = pd.DataFrame({"prediction": labels[idx]}).to_csv(index=False, header=header,
+                                                                        lineterminator="\n")
+            assert csv_text(columns, header) == expected
 
 
 def test_int_and_float_labels_are_written_as_to_csv_would(tmp_path):
