@@ -149,8 +149,9 @@ def csv_text(columns: dict, header: bool) -> str:
 
 
 def _label_lines(idx: np.ndarray, cells: list[str]) -> str:
-    """"".join(cells[i] + "\n" for i in idx), built in numpy: every line's bytes are placed
-    position by position (a pass over the rows per character of the longest cell), not joined."""
+    """The lines cells[i] + newline for every i in idx, as one string, built in numpy instead of
+    joined: whole rows of a byte table when every line has one length, else every line's bytes
+    placed position by position (a pass over the rows per character of the longest line)."""
     lines = [(c + "\n").encode() for c in cells]
     table = np.zeros((len(lines), max(map(len, lines))), dtype=np.uint8)
     for k, line in enumerate(lines):

@@ -269,7 +269,8 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
     empty = epoch_args(np.empty(0, np.int64), 0, 0, 0, 0)
-    with precompile.training(empty, None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))):
+    validation = None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))
+    with precompile.training(empty, validation):  # on a cold cache, compiled on two cores
         mlp.train_epoch(*empty)
     if val is not None:
         logits(network, val.X[:1])
