@@ -101,6 +101,7 @@ def test_an_interrupted_caller_stops_the_training_thread():
     """KeyboardInterrupt in the calling thread (no signal handler, as in a notebook) must stop the
     worker through the control flag, not leave it training in the background."""
     import _thread
+    import signal
     import threading
     import time
 
@@ -115,9 +116,14 @@ def test_an_interrupted_caller_stops_the_training_thread():
             time.sleep(0.001)
         stopped.set()
 
-    threading.Timer(0.2, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_interruptible(loop, control)
+    # interrupt_main does nothing where SIGINT is ignored, as in a job a shell started in the background
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_interruptible(loop, control)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stopped.is_set() and control[0] == 1
     done = len(steps)
     time.sleep(0.05)
