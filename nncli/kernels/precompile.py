@@ -124,9 +124,13 @@ def _start(epoch_args: tuple, validation):
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "NNCLI_CACHE_DIR": str(CACHE_DIR.parent),
            "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    # a session of its own: Ctrl-C, which reaches the terminal's whole process group, leaves it
+    # compiling, and this process (which stops at the first step once its kernel is compiled) gets
+    # there sooner with the helper's half; an error here stops the helper (below)
     try:
         helper = subprocess.Popen([sys.executable, "-m", "nncli.kernels.precompile", *argv], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
     except OSError:
         return None
     try:
