@@ -439,8 +439,9 @@ class _Blocks:
         """(frame, first data row, reread) of successive chunks of at most `rows` rows, each within
         one block: rows of two blocks are never copied together into one chunk."""
         for frame, block in self.blocks():
+            frame = self._as_text(frame, block)
             for lo in range(0, len(frame), rows):
-                part = self._as_text(frame.iloc[lo:lo + rows].reset_index(drop=True), block)
+                part = frame.iloc[lo:lo + rows].reset_index(drop=True)
                 yield part, block.first + lo, self._reread([(block, lo, lo + len(part))])
 
     def _check_short_rows(self, data: bytearray, frame: pd.DataFrame, offset: int) -> None:

@@ -112,6 +112,9 @@ def test_a_column_that_stops_being_clean_in_a_later_block_is_text_throughout(tmp
     bad = next(i for i, (start, size) in enumerate(zip(starts, sizes)) if start <= 250 < start + size)
     assert [c.is_number("b") for c in chunks] == [True] * bad + [False] * (len(chunks) - bad)
     assert pd.concat([c.frame for c in chunks])["a"].tolist() == list(range(300))
+    # a chunk never gathers rows of two blocks, however many rows it may hold
+    whole_file = list(read_table(path, chunk_rows=1000, numbers=every, missing=["NA"]))
+    assert len(whole_file) > 1 and [len(c.frame) for c in whole_file] == [len(c.frame) for c in chunks]
     with pytest.raises(DataError, match=r"line 252, column 'b': 'oops' is not a number"):
         numeric_values(chunks[bad], "b", ["NA"], False)
 

@@ -5,7 +5,7 @@ spends most of its seconds compiling train_epoch's callees (the forward pass, th
 backward pass, the optimizer step) before train_epoch itself. Every kernel is cached on disk on its
 own, and numba compiling a caller takes a callee from that cache when it is there (its machine
 code and the IR it links in). So when train_epoch is not in the cache and a second core is free,
-`training` starts a helper process (`python -m nncli.kernels.precompile`) that compiles the
+`training` starts a helper process (a `python -c` that runs `_main`) that compiles the
 forward side of the callees, and the prediction kernel when the run validates, while this
 process compiles the backward side. Once the helper says its callees are cached, compiling
 train_epoch finds them there, while the helper goes on with the prediction kernel. The first
@@ -18,14 +18,15 @@ compiles no callee again: a signature that drifts from train_epoch's code costs 
 saved, never a wrong result.
 
 NNCLI_PARALLEL_COMPILE=0 turns the helper off and =1 uses it even on one core; by default it runs
-when the process may use two cores or more.
+when the process may use two cores or more (its CPU affinity; a container's CPU quota is not seen).
 """
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+import threading
 
 import numba
 from numba.core import types
@@ -114,6 +115,15 @@ def training(epoch_args: tuple, validation=None):
             helper.wait()
 
 
+# The helper's program: SIGINT ignored before anything else (Ctrl-C reaches the terminal's whole
+# process group; this process, which stops at the first step once its kernel is compiled, gets
+# there sooner with the helper's half), then the importing process's own sys.path, so that it
+# imports the same nncli from the same path (numba names cache files after the source's path).
+_HELPER = ("import json, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+           "sys.path[:] = json.loads(sys.argv[1]); from nncli.kernels.precompile import _main; _main(sys.argv[2:])")
+READY = "callees cached"  # what the helper prints once its callees are in the cache
+
+
 def _start(epoch_args: tuple, validation):
     """The helper process, once this process has compiled its share and the helper its callees;
     None where no helper is wanted or it could not start."""
@@ -121,40 +131,37 @@ def _start(epoch_args: tuple, validation):
         return None
     dtype, extras = epoch_args[0].dtype.name, epoch_args[-1]
     argv = [dtype, _flag(extras)] + ([] if validation is None else [_flag(e) for e in validation])
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "NNCLI_CACHE_DIR": str(CACHE_DIR.parent),
-           "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
-    # a session of its own: Ctrl-C, which reaches the terminal's whole process group, leaves it
-    # compiling, and this process (which stops at the first step once its kernel is compiled) gets
-    # there sooner with the helper's half; an error here stops the helper (below)
+    env = {**os.environ, "NNCLI_CACHE_DIR": str(CACHE_DIR.parent)}
     try:
-        helper = subprocess.Popen([sys.executable, "-m", "nncli.kernels.precompile", *argv], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        helper = subprocess.Popen([sys.executable, "-c", _HELPER, json.dumps(sys.path), *argv], env=env, text=True,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except OSError:
         return None
+    stuck = threading.Timer(HELPER_TIMEOUT_S, helper.kill)  # then the wait below ends at EOF
     try:
         for kernel, argument_types in _signatures(dtype, extras, validation)[2]:
-            kernel.compile(argument_types)
-        helper.stdout.readline()  # a line once the helper's callees are cached (or EOF if it ended)
+            with contextlib.suppress(Exception):  # a signature that drifted: train_epoch compiles its own
+                kernel.compile(argument_types)
+        stuck.start()
+        for line in helper.stdout:  # until the helper's callees are cached, or it ended
+            if line.strip() == READY:
+                break
         helper.stdout.close()
     except BaseException:
         helper.kill()
         helper.wait()
         raise
+    finally:
+        stuck.cancel()
     return helper
 
 
 def _main(argv: list[str]) -> None:
-    """The helper: python -m nncli.kernels.precompile DTYPE EXTRAS [PREDICT_EXTRAS LOSS_EXTRAS]."""
+    """The helper: compile its share for DTYPE EXTRAS [PREDICT_EXTRAS LOSS_EXTRAS] (_start's argv)."""
     flags = [None if a == "none" else True for a in argv[1:]]
     callees, scoring, _ = _signatures(argv[0], flags[0], tuple(flags[1:3]) if len(flags) == 3 else None)
     for kernel, argument_types in callees:
         kernel.compile(argument_types)
-    print("callees cached", flush=True)
+    print(READY, flush=True)
     for kernel, argument_types in scoring:
         kernel.compile(argument_types)
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
