@@ -150,7 +150,8 @@ class Preprocessor:
             row = int(np.flatnonzero(empty.to_numpy())[0])
             raise DataError(f"{table.path}: line {table.line_of(row)}: the target '{self.target}' is missing")
         numeric = not numbers.isna().any()
-        integer = numeric and bool(np.all(np.mod(numbers.to_numpy(), 1) == 0))
+        values = numbers.to_numpy()
+        integer = numeric and bool(np.isfinite(values).all()) and bool(np.all(np.mod(values, 1) == 0))
         n_unique = table.text(self.target).nunique() if not numeric else numbers.nunique()
         task = data_cfg["task"]
         if task == "auto":

@@ -451,3 +451,17 @@ def test_warmup_fills_an_empty_cache_with_every_variant(tmp_path):
         assert {sig[-1] for sig in saved[name]} == {"none", "bool"}, (name, saved[name])
     assert saved["parse_numbers"] == [["array(uint8, 1d, C)", "int64", "int64", "array(uint8, 2d, C)",
                                        "array(int64, 1d, C)"]]  # the blocks nncli.data passes (writable bytes)
+
+
+def test_an_infinite_target_is_one_line_without_numpy_warnings(tmp_path):
+    """inf in the target: the one-line error, and no RuntimeWarning from numpy on the way (it
+    printed two lines of warning before the error)."""
+    import warnings
+
+    path = tmp_path / "inf.csv"
+    path.write_text("a,y\n1,inf\n2,1\n3,2\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = invoke("train", path, "--quiet", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 4, result.stderr
+    assert "line 2: target 'y' is not a finite number" in one_line_error(result.stderr)
