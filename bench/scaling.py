@@ -99,18 +99,18 @@ def scaling(env) -> list[Section]:
         f"from one size to the next: largest over smallest {num(m_spread)} "
         f"({'within' if m_spread <= SPREAD_GOAL else 'beyond'} the 20% goal); the training loop alone costs "
         f"{', '.join(f'{num(v)}' for v in loop.values())} µs/row. Per row the work is parsing 33 cells straight "
-        "to float64 (the first 640 KiB of the file with pandas' C parser, the rest with nncli's compiled parser "
-        "on two threads), the preprocessing arithmetic per column, and the loop. Memory: the peak grows by "
+        "to float64 twice (the first 640 KiB of the file with pandas' C parser, the rest with nncli's compiled "
+        "parser on two threads): once for the statistics the fit needs, summarized block by block (counts, "
+        "mean, squared deviations, range per column), and once more to write each block into the float32 "
+        "array; then the preprocessing arithmetic per column, and the loop. A file of one block (128 KiB) is "
+        "parsed once. Memory: the peak grows by "
         f"{num(grow)} × the float32 array's size per added row from a start of {num(base)} MiB (Python, numpy, "
-        "pandas, numba and the loaded kernels, already more than the goal's 200 MB) "
-        + ("and stays within the limit at every size." if not over else
-           f"and is over the limit at {', '.join(f'{n:,}' for n in over)} rows. While the file is turned into "
-           "arrays, its parsed columns (float64, 8 bytes a cell: 2 × the array) and the float32 array are alive "
-           "together, ≈ 3 × the array; the parsed columns are dropped before the loop starts. They are kept "
-           "whole so that every fitted statistic (mean, deviation, median, range) is computed over whole "
-           "float64 columns, bit for bit as before. Any float64 copy of the file is already 2 × the array, so "
-           "1.5 × needs the statistics accumulated block by block and the file parsed twice (once to fit, once "
-           "to fill the array), which changes their last bits.")
+        "pandas, numba and the loaded kernels, already close to the goal's 200 MB) "
+        + ("and stays within the limit at every size: the file's float64 columns are never held whole, only "
+           "the target's column and the few blocks being parsed, so the peak is the float32 array and the "
+           "start plus a little." if not over else
+           f"and is over the limit at {', '.join(f'{n:,}' for n in over)} rows, although the file's float64 "
+           "columns are never held whole (only the target's column and the few blocks being parsed).")
     )
     return [Section(title, body, limits)]
 

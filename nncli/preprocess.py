@@ -14,7 +14,9 @@ columns of the file, then imputed and scaled like any other; their definitions a
 model, so eval and predict compute them from the same columns.
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -27,6 +29,69 @@ from nncli.errors import ConfigError, DataError
 TASKS = ("binary", "multiclass", "regression")
 MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
 TRANSFORM_ROWS = 8192
+SCAN_ROWS = 1 << 40  # read_table(chunk_rows=) of a file read block by block: each block one chunk
+
+
+@dataclass
+class Summary:
+    """What fitting needs of a numeric column (float64, NaN = missing), so that a file too large to
+    hold whole can be fitted block by block: counts, the first gap, the present values' mean and sum
+    of squared deviations from it (merged by Chan, Golub and LeVeque's pairwise update), their range,
+    and their median (whole columns only, for data.impute: median).
+
+    Of one whole column without gaps, mean and m2 / rows are bit for bit numpy's mean and var.
+    """
+
+    rows: int = 0
+    present: int = 0
+    first_gap: int = -1  # position of the first missing value among the rows summarized
+    mean: float = 0.0
+    m2: float = 0.0
+    lo: float = np.inf
+    hi: float = -np.inf
+    median: float | None = None
+
+    @classmethod
+    def of(cls, x: np.ndarray, median: bool = False) -> "Summary":
+        present = _present(x)
+        s = cls(rows=x.size, present=present.size)
+        if present.size < x.size:
+            s.first_gap = int(np.argmax(np.isnan(x)))
+        if present.size:
+            mean = present.mean()
+            d = present - mean
+            s.mean, s.m2 = float(mean), float(np.add.reduce(np.multiply(d, d, out=d)))
+            s.lo, s.hi = float(np.minimum.reduce(present)), float(np.maximum.reduce(present))
+            if median:
+                s.median = float(np.median(present))
+        return s
+
+    def merge(self, other: "Summary") -> "Summary":
+        """The summary of this summary's rows followed by other's."""
+        if self.rows == 0:
+            return other
+        n = self.present + other.present
+        out = Summary(self.rows + other.rows, n, self.first_gap if self.first_gap >= 0 else
+                      (-1 if other.first_gap < 0 else self.rows + other.first_gap),
+                      self.mean, self.m2, min(self.lo, other.lo), max(self.hi, other.hi))
+        if other.present:
+            delta = other.mean - self.mean
+            out.mean = self.mean + delta * (other.present / n)
+            out.m2 = self.m2 + other.m2 + delta * delta * (self.present * (other.present / n))
+        return out
+
+    def filled(self, fill: float) -> "Summary":
+        """The summary of the column with every gap filled with `fill`."""
+        gaps = self.rows - self.present
+        return self.merge(Summary(gaps, gaps, -1, fill, 0.0, fill, fill)) if gaps else self
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.present)) if self.present else 0.0
+
+    @property
+    def range(self) -> list:
+        return [self.lo, self.hi] if self.present else [0.0, 0.0]
 
 
 @dataclass
@@ -65,7 +130,7 @@ class Preprocessor:
     @classmethod
     def fit_target(cls, table: Table, data_cfg: dict) -> "Preprocessor":
         """Only the target's column, task and labels (no features), e.g. to stratify a split."""
-        columns = list(table.frame.columns)
+        columns = table.columns
         target = resolve_column(data_cfg["target"], columns, table.path, "data.target")
         prep = cls(columns, table.has_header, target, "regression", [], missing_values=list(data_cfg["missing_values"]))
         prep._fit_target(table, data_cfg)
@@ -73,7 +138,9 @@ class Preprocessor:
 
     @classmethod
     def fit(cls, table: Table, data_cfg: dict) -> "Preprocessor":
-        columns = list(table.frame.columns)
+        """Fit on a whole table, or on one that holds only summaries of its numeric columns
+        (Table.summaries and Table.derived: see summarize)."""
+        columns = table.columns
         target = resolve_column(data_cfg["target"], columns, table.path, "data.target")
         ignore = {resolve_column(c, columns, table.path, "data.ignore") for c in data_cfg["ignore"]}
         if data_cfg["features"] is None:
@@ -90,26 +157,27 @@ class Preprocessor:
         zero_missing = {resolve_column(c, columns, table.path, "data.zero_means_missing")
                         for c in data_cfg["zero_means_missing"]}
         missing = list(data_cfg["missing_values"])
+        median = data_cfg["impute"] == "median"
         features, ranges = [], {}
         for name in names:
             categorical = name in declared if declared is not None else not _mostly_numeric(table, name, missing)
             if categorical:
                 features.append(_fit_categorical(name, table.text(name)))
             else:
-                x = numeric_values(table, name, missing, name in zero_missing)
-                features.append(_fit_numeric(name, x, table, data_cfg, name in zero_missing))
-                ranges[name] = _range(x)
+                s = column_summary(table, name, missing, name in zero_missing, median)
+                features.append(_fit_numeric(name, s, table, data_cfg, name in zero_missing))
+                ranges[name] = s.range
         prep = cls(columns, table.has_header, target, "regression", features, missing_values=missing,
                    unknown_categories=data_cfg["unknown_categories"], zero_missing=sorted(zero_missing))
         for i, text in enumerate(data_cfg.get("derive", [])):
             spec = prep._derive_spec(text, f"data.derive[{i}]", table, declared)
             if any(f.derived and f.name == spec.text for f in prep.features):
                 raise ConfigError(f"data.derive[{i}]: '{text}' is listed twice")
-            x = prep._derived_values(spec, table)
-            prep.features.append(_fit_numeric(spec.text, x, table, data_cfg, False))
+            s = table.derived.get(spec.text) or Summary.of(prep._derived_values(spec, table), median)
+            prep.features.append(_fit_numeric(spec.text, s, table, data_cfg, False))
             prep.features[-1].derived = True
             for c in spec.columns:
-                ranges[c] = _range(numeric_values(table, c, missing, c in zero_missing))
+                ranges[c] = column_summary(table, c, missing, c in zero_missing, False).range
         prep.ranges = ranges
         prep._fit_target(table, data_cfg)
         return prep
@@ -120,7 +188,7 @@ class Preprocessor:
             spec = derive.parse(text)
         except ValueError as exc:  # a config read by nncli.config is checked already; a dict may not be
             raise ConfigError(f"{key}: {exc}") from None
-        columns = list(table.frame.columns)
+        columns = table.columns
         for c in spec.columns:
             if c not in columns:
                 raise DataError(f"{table.path}: {key}: '{text}': no column named '{c}'{suggest(c, columns)}")
@@ -210,15 +278,16 @@ class Preprocessor:
             names += [f"{f.name}={c}" for c in f.categories] if f.kind == "categorical" else [f.name]
         return names
 
-    def transform(self, table: Table, dtype=np.float64) -> np.ndarray:
-        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs).
+    def transform(self, table: Table, dtype=np.float64, out: np.ndarray | None = None) -> np.ndarray:
+        """Features of every row, imputed, scaled and one-hot encoded: (n, n_inputs), written to
+        `out` where given.
 
         Numeric features are written TRANSFORM_ROWS rows at a time, all columns of a block before
         the next block, so that the rows being written stay in cache (a whole column at a time
         walks all of X once per column).
         """
         n = len(table.frame)
-        X = np.empty((n, self.n_inputs), dtype=dtype)
+        X = np.empty((n, self.n_inputs), dtype=dtype) if out is None else out
         numeric, j = [], 0
         for f in self.features:
             if f.kind == "categorical":
@@ -226,11 +295,11 @@ class Preprocessor:
             elif f.derived:
                 numeric.append((j, f, self._derived_values(derive.parse(f.name), table)))
             elif table.is_number(f.name) and not f.zero_is_missing:  # clean already: no copy needed
-                numeric.append((j, f, table.frame[f.name].to_numpy()))
+                numeric.append((j, f, table.numbers()[f.name]))
             else:
                 numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
-        gaps = [bool(np.isnan(x).any()) for _, _, x in numeric]
+        gaps = [_gappy(x) for _, _, x in numeric]
         scratch = np.empty(min(n, TRANSFORM_ROWS))
         for start in range(0, n, TRANSFORM_ROWS):
             block = X[start:start + TRANSFORM_ROWS]
@@ -334,6 +403,75 @@ class Preprocessor:
         return cls(**d)
 
 
+def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None = None) -> Table | None:
+    """A file's rows as Preprocessor.fit needs them, read block by block: a file too large to hold
+    whole as float64 columns can be fitted in one pass and turned into arrays in a second one.
+
+    `tables` are a file's chunks (read_table with chunk_rows=SCAN_ROWS). Returns the first chunk
+    itself where it is the whole file (and `rows` is None). Otherwise a Table that holds whole only
+    the target, the data.categorical columns and the columns read as text; every other column is
+    in Table.summaries and every derived feature computed from those in Table.derived (a Summary
+    each), with zeros already missing in the data.zero_means_missing columns. None where there is
+    nothing to summarize or a column read as numbers in one block is text in a later one: the
+    caller then reads the file whole. rows: a boolean mask of the data rows to take, e.g. the rows
+    not held out for validation.
+    """
+    first = next(tables)
+    second = next(tables, None)
+    if second is None and rows is None:
+        return first
+    names = first.columns
+
+    def resolve(refs, key):
+        return {resolve_column(c, names, first.path, key) for c in refs}
+
+    target = resolve_column(data_cfg["target"], names, first.path, "data.target")
+    declared = resolve(data_cfg["categorical"] or [], "data.categorical")
+    zero = resolve(data_cfg["zero_means_missing"], "data.zero_means_missing")
+    numeric = [n for n in names if n != target and n not in declared and first.is_number(n)]
+    if not numeric:
+        return None
+    specs = []
+    for text in data_cfg.get("derive", []):
+        try:
+            spec = derive.parse(text)
+        except ValueError:
+            continue  # Preprocessor.fit names the entry
+        if all(c in numeric for c in spec.columns):
+            specs.append(spec)
+    kinds = [first.is_number(n) for n in names]
+    whole = [n for n in names if n not in numeric]
+    summaries = {n: Summary() for n in numeric}
+    derived = {spec.text: Summary() for spec in specs}
+    parts, rereads = [], []
+    for chunk in chain([first], [second] if second is not None else [], tables):
+        if [chunk.is_number(n) for n in names] != kinds:  # a column not clean in this block
+            return None
+        if rows is not None:
+            lo, hi = int(chunk.frame.index[0]), int(chunk.frame.index[-1]) + 1
+            if hi > len(rows):
+                raise DataError(f"{first.path}: the file changed while nncli read it")
+            chunk = chunk.subset(np.flatnonzero(rows[lo:hi]))
+        values = {}
+        for n in numeric:
+            x = values[n] = chunk.numbers()[n]
+            if n in zero:
+                x = values[n] = np.where(x == 0, np.nan, x)
+            summaries[n] = summaries[n].merge(Summary.of(x))
+        for spec in specs:
+            x = spec.compute(*(values[c] for c in spec.columns))
+            derived[spec.text] = derived[spec.text].merge(Summary.of(x))
+        parts.append(chunk.frame[whole].copy())  # not a view that keeps the block's other columns
+        rereads.append(chunk.reread)
+    frame = pd.concat(parts) if len(parts) > 1 else parts[0]
+    position = {n: j for j, n in enumerate(names)}
+
+    def reread(j: int) -> pd.Series:
+        return pd.concat([part(position[frame.columns[j]]) for part in rereads])
+
+    return Table(frame, first.has_header, first.path, reread, summaries, derived, names)
+
+
 def _codes(values: pd.Series, categories: list) -> np.ndarray:
     """Position of each value in categories, -1 for a value not among them."""
     return pd.Index(categories, dtype=object).get_indexer(values)
@@ -379,7 +517,7 @@ def _mostly_numeric(table: Table, name: str, missing: list) -> bool:
 def numeric_values(table: Table, name: str, missing: list, zero_is_missing: bool):
     """Column `name` as float64 with NaN for missing; a non-number is an error naming its line."""
     if table.is_number(name):  # parsed already, and clean: what the text path below would give
-        numbers = table.frame[name].to_numpy(dtype=np.float64, copy=True)
+        numbers = table.numbers()[name].copy()
         if zero_is_missing:
             numbers[numbers == 0] = np.nan
         return numbers
@@ -414,34 +552,39 @@ def _check_finite(y: np.ndarray, table: Table, name: str) -> None:
         raise DataError(f"{table.path}: line {table.line_of(row)}: target '{name}' is not a finite number")
 
 
+def _gappy(x: np.ndarray) -> bool:
+    """Whether x may hold a NaN: surely where it does (one pass, nothing allocated)."""
+    return bool(np.isnan(np.add.reduce(x)))
+
+
 def _present(x: np.ndarray) -> np.ndarray:
     """The values of x that are not NaN: x itself when none is (no copy of a column without gaps)."""
+    if not _gappy(x):
+        return x
     gaps = np.isnan(x)
     return x[~gaps] if gaps.any() else x
 
 
-def _range(x: np.ndarray) -> list:
-    present = _present(x)
-    return [float(present.min()), float(present.max())] if present.size else [0.0, 0.0]
+def column_summary(table: Table, name: str, missing: list, zero_is_missing: bool, median: bool) -> Summary:
+    """The Summary of numeric column `name`: the table's own where it holds the column only summarized."""
+    if name in table.summaries:
+        return table.summaries[name]
+    return Summary.of(numeric_values(table, name, missing, zero_is_missing), median)
 
 
-def _fit_numeric(name: str, x: np.ndarray, table: Table, cfg: dict, zero_is_missing: bool) -> Feature:
-    """Imputation value, centre and scale of one numeric feature from its values x (n,), NaN = missing."""
-    present = _present(x)
-    if present.size == 0:
+def _fit_numeric(name: str, s: Summary, table: Table, cfg: dict, zero_is_missing: bool) -> Feature:
+    """Imputation value, centre and scale of one numeric feature from the Summary of its values."""
+    if s.present == 0:
         raise DataError(f"{table.path}: column '{name}' has no values (all missing)")
-    if present.size < x.size and cfg["impute"] == "error":
-        row = int(np.flatnonzero(np.isnan(x))[0])
-        raise DataError(f"{table.path}: line {table.line_of(row)}, column '{name}': missing value "
+    if s.present < s.rows and cfg["impute"] == "error":
+        raise DataError(f"{table.path}: line {table.line_of(s.first_gap)}, column '{name}': missing value "
                         f"(data.impute is 'error')")
-    fill = {"mean": present.mean, "median": lambda: np.median(present), "zero": lambda: 0.0,
-            "error": lambda: 0.0}[cfg["impute"]]()
-    if present is not x:
-        x = np.where(np.isnan(x), fill, x)
+    fill = {"mean": s.mean, "median": s.median, "zero": 0.0, "error": 0.0}[cfg["impute"]]
+    x = s.filled(fill)
     if cfg["scaling"] == "standard":
-        center, scale = x.mean(), x.std()
+        center, scale = x.mean, x.std
     elif cfg["scaling"] == "minmax":
-        center, scale = x.min(), x.max() - x.min()
+        center, scale = x.lo, x.hi - x.lo
     else:
         center, scale = 0.0, 1.0
     return Feature(name, "numeric", float(fill), float(center), float(scale) or 1.0, zero_is_missing=zero_is_missing)

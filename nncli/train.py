@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nncli.data import every_column, read_table, split_rows
-from nncli.errors import ConfigError, TrainingDiverged
+from nncli.errors import ConfigError, DataError, TrainingDiverged
 from nncli.kernels import losses, mlp, optim, precompile, record
 from nncli.kernels.activations import N_PARAMS
 from nncli.kernels.layout import CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS
@@ -22,7 +22,7 @@ from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
 from nncli.model import Model
 from nncli.network import LayerSpec, Network, default_init
-from nncli.preprocess import Preprocessor
+from nncli.preprocess import SCAN_ROWS, Preprocessor, summarize
 from nncli.schedules import Schedule
 
 PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on the bench's 2-core machine
@@ -382,19 +382,37 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     started = time.perf_counter()
     data_cfg, train_cfg = config["data"], config["train"]
     dtype = np.dtype(train_cfg["dtype"])
-    table = read_table(data_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
-                       encoding=data_cfg["encoding"], numbers=every_column, missing=data_cfg["missing_values"])
+    read = {"header": data_cfg["header"], "delimiter": data_cfg["delimiter"], "encoding": data_cfg["encoding"],
+            "numbers": every_column, "missing": data_cfg["missing_values"]}
+
+    def blocks():
+        return read_table(data_path, chunk_rows=SCAN_ROWS, **read)
+
+    # a file larger than its first block is fitted from summaries of its numeric columns and read
+    # again into the arrays (see nncli.preprocess.summarize); a median needs whole columns
+    stamp = _stamp(data_path)
+    table = summarize(blocks(), data_cfg) if data_cfg["impute"] != "median" else None
+    if table is None:
+        table = read_table(data_path, **read)
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)
     split_rng, init_rng, shuffle_rng = (np.random.default_rng(s) for s in seeds)
     val_path = val_path or train_cfg["val_file"]
-    val_table = None
+    val_table, held = None, None
     if val_path is None and train_cfg["val_split"] > 0:
         target = Preprocessor.fit_target(table, data_cfg)
         strata = None if target.task == "regression" else table.text(target.target).to_numpy()
         keep, held = split_rows(len(table.frame), train_cfg["val_split"], split_rng, strata)
         if len(keep) == 0 or len(held) == 0:
             raise ConfigError(f"train.val_split: {train_cfg['val_split']} leaves no rows for training or validation")
-        table, val_table = table.subset(keep), table.subset(held)
+        if table.summaries:  # the statistics of the training rows alone: one more pass
+            mask = np.ones(len(table.frame), dtype=bool)
+            mask[held] = False
+            table = summarize(blocks(), data_cfg, rows=mask)
+            if table is None:
+                raise DataError(f"{data_path}: the file changed while nncli read it")
+            held = ~mask
+        else:
+            table, val_table, held = table.subset(keep), table.subset(held), None
     prep = Preprocessor.fit(table, data_cfg)
     if val_path is not None:
         val_table = prep.match_columns(read_table(
@@ -403,9 +421,20 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
             numbers=every_column, missing=data_cfg["missing_values"]))
     loss_name(prep.task, train_cfg)  # a loss that does not fit the task fails before any work
 
-    train_arrays = _arrays(prep, table, dtype, train_cfg["class_weight"])
-    val_arrays = _arrays(prep, val_table, dtype, train_cfg["class_weight"]) if val_table is not None else None
-    n_train, n_val = len(table.frame), 0 if val_table is None else len(val_table.frame)
+    val_arrays = None
+    if table.summaries:
+        n = len(table.frame) if held is None else len(held)
+        parts = _read_arrays(prep, blocks(), n, dtype, held)
+        if _stamp(data_path) != stamp:
+            raise DataError(f"{data_path}: the file changed while nncli read it")
+        train_arrays = _weighted(prep, *parts[0], train_cfg["class_weight"])
+        if held is not None:
+            val_arrays = _weighted(prep, *parts[1], train_cfg["class_weight"])
+    else:
+        train_arrays = _arrays(prep, table, dtype, train_cfg["class_weight"])
+    if val_table is not None:
+        val_arrays = _arrays(prep, val_table, dtype, train_cfg["class_weight"])
+    n_train, n_val = len(train_arrays.X), 0 if val_arrays is None else len(val_arrays.X)
     del table, val_table  # the parsed file is not needed once it is arrays
     network = build_network(prep.n_inputs, prep.n_outputs, config["model"], dtype)
     network.initialize(init_rng, config["model"]["init_gain"])
@@ -457,9 +486,47 @@ def _first_difference(old, new, path="") -> str:
 
 
 def _arrays(prep: Preprocessor, table, dtype, class_weight="none") -> Arrays:
-    X = prep.transform(table, dtype)
-    Y = prep.encode_target(table, dtype)
-    return Arrays(X, Y, row_weights(prep, Y, class_weight).astype(dtype))
+    return _weighted(prep, prep.transform(table, dtype), prep.encode_target(table, dtype), class_weight)
+
+
+def _weighted(prep: Preprocessor, X: np.ndarray, Y: np.ndarray, class_weight) -> Arrays:
+    return Arrays(X, Y, row_weights(prep, Y, class_weight).astype(X.dtype))
+
+
+def _read_arrays(prep: Preprocessor, tables, n: int, dtype, held: np.ndarray | None) -> list[tuple]:
+    """The second pass over a summarized file (see train): (X, Y) of its rows, written chunk by
+    chunk into arrays sized beforehand, or of the rows not `held` out and of those held out."""
+    sizes = [n] if held is None else [n - int(held.sum()), int(held.sum())]
+    out = [(np.empty((k, prep.n_inputs), dtype), np.empty((k, prep.n_outputs), dtype)) for k in sizes]
+    filled = [0] * len(out)
+    seen, path = 0, None
+    for chunk in tables:
+        path, first, k = chunk.path, int(chunk.frame.index[0]), len(chunk.frame)
+        if first != seen or first + k > n:
+            raise DataError(f"{path}: the file changed while nncli read it")
+        picks = [None] if held is None else [np.flatnonzero(~held[first:first + k]), np.flatnonzero(held[first:first + k])]
+        for (X, Y), at, rows, i in zip(out, filled, picks, range(len(out))):
+            part = chunk if rows is None else chunk.subset(rows)
+            m = len(part.frame)
+            if m == 0:
+                continue
+            prep.transform(part, dtype, out=X[at:at + m])
+            Y[at:at + m] = prep.encode_target(part, dtype)
+            filled[i] += m
+        seen += k
+    if seen != n:
+        raise DataError(f"{path}: the file changed while nncli read it")
+    return out
+
+
+def _stamp(path) -> tuple:
+    """What tells that a file was not rewritten between two reads of it (None: no file to read,
+    which read_table reports)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def row_weights(prep: Preprocessor, Y: np.ndarray, class_weight) -> np.ndarray:
