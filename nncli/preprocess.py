@@ -420,6 +420,7 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
     second = next(tables, None)
     if second is None and rows is None:
         return first
+    from nncli.kernels.colstats import moments
     names = first.columns
 
     def resolve(refs, key):
@@ -452,14 +453,19 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
             if hi > len(rows):
                 raise DataError(f"{first.path}: the file changed while nncli read it")
             chunk = chunk.subset(np.flatnonzero(rows[lo:hi]))
-        values = {}
+        values = chunk.numbers()
         for n in numeric:
-            x = values[n] = chunk.numbers()[n]
+            x = values[n]
             if n in zero:
-                x = values[n] = np.where(x == 0, np.nan, x)
-            summaries[n] = summaries[n].merge(Summary.of(x))
+                x = np.where(x == 0, np.nan, x)
+            if len(x) and not _gappy(x):  # clean numbers hold no infinity: compiled, two passes
+                s = Summary(len(x), len(x), -1, *(float(v) for v in moments(np.ascontiguousarray(x))))
+            else:
+                s = Summary.of(x)
+            summaries[n] = summaries[n].merge(s)
         for spec in specs:
-            x = spec.compute(*(values[c] for c in spec.columns))
+            x = spec.compute(*(np.where(values[c] == 0, np.nan, values[c]) if c in zero else values[c]
+                               for c in spec.columns))
             derived[spec.text] = derived[spec.text].merge(Summary.of(x))
         parts.append(chunk.frame[whole].copy())  # not a view that keeps the block's other columns
         rereads.append(chunk.reread)

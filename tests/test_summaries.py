@@ -218,3 +218,15 @@ def test_a_file_rewritten_between_the_passes_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Preprocessor, "fit", staticmethod(fit_then_append))
     with pytest.raises(DataError, match=r"t\.csv: the file changed while nncli read it"):
         nncli.train.train(path, load(None, CONFIG))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 12_701])
+def test_compiled_moments_are_numpys(n):
+    """nncli.kernels.colstats.moments, which summarize uses for a block without gaps."""
+    from nncli.kernels.colstats import moments
+
+    x = np.random.default_rng(n).normal(-40, 3, size=n)
+    mean, m2, lo, hi = moments(x)
+    assert (lo, hi) == (x.min(), x.max())
+    assert mean == pytest.approx(x.mean(), rel=1e-14)
+    assert m2 == pytest.approx(np.sum((x - x.mean()) ** 2), rel=1e-10, abs=1e-12)
