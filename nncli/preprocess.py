@@ -412,10 +412,12 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
     the target, the data.categorical columns and the columns read as text; every other column is
     in Table.summaries and every derived feature computed from those in Table.derived (a Summary
     each), with zeros already missing in the data.zero_means_missing columns. None where there is
-    nothing to summarize or a column read as numbers in one block is text in a later one: the
-    caller then reads the file whole. rows: a boolean mask of the data rows to take, e.g. the rows
-    not held out for validation.
+    nothing to summarize, a median to impute (data.impute: median needs whole columns) or a
+    column read as numbers in one block is text in a later one: the caller then reads the file
+    whole. rows: a boolean mask of the data rows to take, e.g. the rows not held out for validation.
     """
+    if data_cfg["impute"] == "median":
+        return None
     first = next(tables)
     second = next(tables, None)
     if second is None and rows is None:

@@ -389,9 +389,9 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
         return read_table(data_path, chunk_rows=SCAN_ROWS, **read)
 
     # a file larger than its first block is fitted from summaries of its numeric columns and read
-    # again into the arrays (see nncli.preprocess.summarize); a median needs whole columns
+    # again into the arrays (see nncli.preprocess.summarize)
     stamp = _stamp(data_path)
-    table = summarize(blocks(), data_cfg) if data_cfg["impute"] != "median" else None
+    table = summarize(blocks(), data_cfg)
     if table is None:
         table = read_table(data_path, **read)
     seeds = np.random.SeedSequence(train_cfg["seed"]).spawn(3)
