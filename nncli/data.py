@@ -36,6 +36,7 @@ from nncli.errors import ConfigError, DataError
 
 BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see PARSE_THREADS)
 FIRST_BLOCK_BYTES = 128 << 10
+LINE_ROOM = 64 << 10  # room past a block's bytes for the rest of its last line
 COMPILED_PARSE_BYTES = 1 << 20  # blocks from this size on try nncli's compiled parser first
 PARSE_THREADS = min(2, os.cpu_count() or 1)  # blocks parsed at once
 GRID_CELLS = 1 << 21  # Table.numbers takes a frame of at most this many cells as one 2D array
@@ -330,13 +331,21 @@ class _Blocks:
             f.seek(self.start)
             offset, size = self.start, FIRST_BLOCK_BYTES
             while True:
-                # a bytearray read in place and extended to the line end: no copy of the block
-                data = bytearray(min(size, BLOCK_BYTES))
-                del data[f.readinto(data):]
-                if not data:
+                # a bytearray read in place and extended to the line end within its spare room: no
+                # copy of the block (a line longer than LINE_ROOM grows it)
+                want = min(size, BLOCK_BYTES)
+                data = bytearray(want + LINE_ROOM)
+                got = f.readinto(memoryview(data)[:want])
+                if not got:
                     return
                 size *= 4  # a small first block: the first rows (a header check, a small file) come fast
-                data += f.readline()  # to the end of the last line
+                tail = f.readline()  # to the end of the last line
+                if len(tail) <= LINE_ROOM:
+                    data[got:got + len(tail)] = tail
+                    del data[got + len(tail):]
+                else:
+                    del data[got:]
+                    data += tail
                 quotes = data.count(b'"') if b'"' in data else 0
                 while quotes % 2:  # inside a quoted field: on to a line end outside it
                     line = f.readline()

@@ -299,15 +299,14 @@ class Preprocessor:
             else:
                 numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
-        gaps = [_gappy(x) for _, _, x in numeric]
         scratch = np.empty(min(n, TRANSFORM_ROWS))
         for start in range(0, n, TRANSFORM_ROWS):
             block = X[start:start + TRANSFORM_ROWS]
             z = scratch[:len(block)]
-            for (j, f, x), gap in zip(numeric, gaps):
+            for j, f, x in numeric:
                 x = x[start:start + TRANSFORM_ROWS]
                 np.divide(np.subtract(x, f.center, out=z), f.scale, out=z)
-                if gap:  # a missing value: the fill's value, by the same arithmetic
+                if _gappy(z):  # a missing value (z is NaN where x is): the fill's, by the same arithmetic
                     z[np.isnan(x)] = (np.float64(f.fill) - f.center) / f.scale
                 block[:, j] = z
         return X
