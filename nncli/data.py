@@ -35,6 +35,8 @@ import pandas as pd
 from nncli.errors import ConfigError, DataError
 
 BLOCK_BYTES = 4 << 20  # bytes of whole lines parsed at a time (two at once: see PARSE_THREADS)
+BLOCKS_AT_LEAST = 16  # ... and at most this share of a file (not below COMPILED_PARSE_BYTES), so that
+# the blocks in flight, up to four, weigh on a small file's memory no more than on a large one's
 FIRST_BLOCK_BYTES = 128 << 10
 LINE_ROOM = 64 << 10  # room past a block's bytes for the rest of its last line
 COMPILED_PARSE_BYTES = 1 << 20  # blocks from this size on try nncli's compiled parser first
@@ -308,6 +310,8 @@ class _Blocks:
         if any(np.isfinite(_float(m)) for m in self.missing):
             numbers = ()
         self.path, self.start, self.width, self.numbers = path, start, width, set(numbers)
+        share = (path.stat().st_size - start) // BLOCKS_AT_LEAST
+        self.block_bytes = min(BLOCK_BYTES, max(COMPILED_PARSE_BYTES, share))
         self.delimiter, self.encoding = delimiter, encoding
         self.missing_bytes = self._compiled_parser_missing()
 
@@ -333,7 +337,7 @@ class _Blocks:
             while True:
                 # a bytearray read in place and extended to the line end within its spare room: no
                 # copy of the block (a line longer than LINE_ROOM grows it)
-                want = min(size, BLOCK_BYTES)
+                want = min(size, self.block_bytes)
                 data = bytearray(want + LINE_ROOM)
                 got = f.readinto(memoryview(data)[:want])
                 if not got:
@@ -402,26 +406,39 @@ class _Blocks:
             while True:
                 while len(jobs) < PARSE_THREADS + QUEUE and (cut := next(cuts, None)) is not None:
                     asked = frozenset(self.numbers)  # a snapshot: later blocks may take columns out
-                    jobs.append((*cut, asked, pool.submit(self.parse_numbers, cut[1], cut[0], asked)))
+                    held = [cut[1]]
+                    jobs.append((cut[0], len(cut[1]), held, asked, pool.submit(self._parse_held, held, cut[0], asked)))
+                    cut = None
                 if not jobs:
                     return
-                offset, data, asked, job = jobs.popleft()
-                frame = self._settle(*job.result(), data, offset, asked)
+                offset, size, held, asked, job = jobs.popleft()
+                frame = self._settle(*job.result(), held[0], _Block(offset, size, first, 0), asked)
                 if len(frame):
-                    yield frame, _Block(offset, len(data), first, len(frame))
+                    yield frame, _Block(offset, size, first, len(frame))
                     first += len(frame)
 
-    def _settle(self, frame: pd.DataFrame, checked: bool, data: bytearray, offset: int, asked: frozenset) -> pd.DataFrame:
+    def _parse_held(self, held: list, block_start: int, numbers: frozenset) -> tuple[pd.DataFrame, bool]:
+        """parse_numbers of the bytes in held[0], which it lets go where they are not needed again:
+        a block the compiled parser took is clean (so blocks parsed ahead hold only their values)."""
+        frame, checked = self.parse_numbers(held[0], block_start, numbers)
+        if checked:
+            held[0] = None
+        return frame, checked
+
+    def _settle(self, frame: pd.DataFrame, checked: bool, data: bytearray | None, block: _Block,
+                asked: frozenset) -> pd.DataFrame:
         """A parsed block checked for short rows, with its columns that are not clean, or no longer
         wanted as numbers (an earlier block found them not clean), parsed again as text. A frame
-        from the compiled parser is `checked`: known to have no short rows and clean columns."""
+        from the compiled parser is `checked`: known to have no short rows and clean columns (and
+        its bytes, None here, are read again only for such a column)."""
+        offset = block.offset
         if not checked:
             self._check_short_rows(data, frame, offset)
         dirty = [j for j in sorted(self.numbers & asked) if len(frame) and not checked and not _clean(frame, j)]
         self.numbers -= set(dirty)
         again = sorted(set(dirty) | (asked - self.numbers)) if len(frame) else []
         if again:
-            text = self.parse(data, offset, set(), usecols=again)
+            text = self.parse(self._bytes(block) if data is None else data, offset, set(), usecols=again)
             for j in again:
                 frame[j] = text[j]
         return frame

@@ -106,7 +106,7 @@ def test_blocks_read_as_pandas_and_nncli_checks_read_them(tmp_path, seed):
         blocks = _Blocks(path, 0, width, set(range(width)), missing, ",", "utf-8")
         asked = frozenset(range(width))
         try:
-            frame = blocks._settle(blocks.parse(data, 0, set(asked)), False, data, 0, asked)
+            frame = blocks._settle(blocks.parse(data, 0, set(asked)), False, data, nncli.data._Block(0, len(data), 0, 0), asked)
             reference = None if len(blocks.numbers) < width else frame[list(range(width))].to_numpy()
         except nncli.data.DataError:
             reference = None

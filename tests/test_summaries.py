@@ -163,6 +163,7 @@ def test_a_median_needs_whole_columns(tmp_path, monkeypatch):
 def test_a_small_file_is_read_once(tmp_path, monkeypatch):
     """A file that fits in its first block is that block's table: read once, fitted as before."""
     monkeypatch.setattr(nncli.data, "BLOCK_BYTES", 4 << 20)
+    monkeypatch.setattr(nncli.data, "BLOCKS_AT_LEAST", 1)
     path = tmp_path / "t.csv"
     path.write_text(table_text())
     reads = []
@@ -233,3 +234,16 @@ def test_compiled_moments_are_numpys(n):
     assert (lo, hi) == (x.min(), x.max())
     assert mean == pytest.approx(x.mean(), rel=1e-14)
     assert m2 == pytest.approx(np.sum((x - x.mean()) ** 2), rel=1e-10, abs=1e-12)
+
+
+def test_a_block_is_at_most_a_sixteenth_of_the_file(tmp_path, monkeypatch):
+    """So that the blocks in flight weigh on a small file's memory no more than on a large one's."""
+    from nncli.data import every_column, read_table
+
+    monkeypatch.setattr(nncli.data, "BLOCK_BYTES", 4 << 20)
+    monkeypatch.setattr(nncli.data, "FIRST_BLOCK_BYTES", 4 << 20)
+    monkeypatch.setattr(nncli.data, "COMPILED_PARSE_BYTES", 1024)  # the least block (1 MiB) scaled down
+    path = tmp_path / "t.csv"
+    path.write_text(table_text(2000))
+    chunks = list(read_table(path, chunk_rows=1 << 40, numbers=every_column))
+    assert len(chunks) in (16, 17) and sum(len(c.frame) for c in chunks) == 2000
