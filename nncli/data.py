@@ -584,6 +584,11 @@ def _check_shape(table: Table, delimiter: str) -> None:
                                 f"is it the delimiter? Pass --delimiter '{shown}' or set data.delimiter")
 
 
+def changed(path) -> DataError:
+    """The error for a file that changed between two reads of it (a fit that reads a file twice)."""
+    return DataError(f"{path}: the file changed while nncli read it")
+
+
 def file_digest(path) -> str:
     """SHA-256 of a file's bytes (to tell that a resumed run reads the same data)."""
     h = hashlib.sha256()

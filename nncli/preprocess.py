@@ -23,7 +23,7 @@ import pandas as pd
 
 from nncli import features as derive
 from nncli.config import suggest
-from nncli.data import Table
+from nncli.data import Table, changed
 from nncli.errors import ConfigError, DataError
 
 TASKS = ("binary", "multiclass", "regression")
@@ -452,7 +452,7 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
         if rows is not None:
             lo, hi = int(chunk.frame.index[0]), int(chunk.frame.index[-1]) + 1
             if hi > len(rows):
-                raise DataError(f"{first.path}: the file changed while nncli read it")
+                raise changed(first.path)
             chunk = chunk.subset(np.flatnonzero(rows[lo:hi]))
         values = chunk.numbers()
         for n in numeric:

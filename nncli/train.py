@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nncli.data import every_column, read_table, split_rows
-from nncli.errors import ConfigError, DataError, TrainingDiverged
+from nncli.data import changed, every_column, read_table, split_rows
+from nncli.errors import ConfigError, TrainingDiverged
 from nncli.kernels import losses, mlp, optim, precompile, record
 from nncli.kernels.activations import N_PARAMS
 from nncli.kernels.layout import CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS
@@ -409,7 +409,7 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
             mask[held] = False
             table = summarize(blocks(), data_cfg, rows=mask)
             if table is None:
-                raise DataError(f"{data_path}: the file changed while nncli read it")
+                raise changed(data_path)
             held = ~mask
         else:
             table, val_table, held = table.subset(keep), table.subset(held), None
@@ -426,7 +426,7 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
         n = len(table.frame) if held is None else len(held)
         parts = _read_arrays(prep, blocks(), n, dtype, held)
         if _stamp(data_path) != stamp:
-            raise DataError(f"{data_path}: the file changed while nncli read it")
+            raise changed(data_path)
         train_arrays = _weighted(prep, *parts[0], train_cfg["class_weight"])
         if held is not None:
             val_arrays = _weighted(prep, *parts[1], train_cfg["class_weight"])
@@ -503,7 +503,7 @@ def _read_arrays(prep: Preprocessor, tables, n: int, dtype, held: np.ndarray | N
     for chunk in tables:
         path, first, k = chunk.path, int(chunk.frame.index[0]), len(chunk.frame)
         if first != seen or first + k > n:
-            raise DataError(f"{path}: the file changed while nncli read it")
+            raise changed(path)
         picks = [None] if held is None else [np.flatnonzero(~held[first:first + k]), np.flatnonzero(held[first:first + k])]
         for (X, Y), at, rows, i in zip(out, filled, picks, range(len(out))):
             part = chunk if rows is None else chunk.subset(rows)
@@ -515,7 +515,7 @@ def _read_arrays(prep: Preprocessor, tables, n: int, dtype, held: np.ndarray | N
             filled[i] += m
         seen += k
     if seen != n:
-        raise DataError(f"{path}: the file changed while nncli read it")
+        raise changed(path)
     return out
 
 
