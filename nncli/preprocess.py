@@ -29,6 +29,7 @@ from nncli.errors import ConfigError, DataError
 TASKS = ("binary", "multiclass", "regression")
 MAX_AUTO_CLASSES = 10  # an integer target with at most this many values is detected as classes
 TRANSFORM_ROWS = 8192
+COMPILED_TRANSFORM_CELLS = 1 << 16  # transform scales numeric columns of this many cells on in a compiled loop
 SCAN_ROWS = 1 << 40  # read_table(chunk_rows=) of a file read block by block: each block one chunk
 
 
@@ -299,15 +300,22 @@ class Preprocessor:
             else:
                 numeric.append((j, f, numeric_values(table, f.name, self.missing_values, f.zero_is_missing)))
             j += f.width
+        compiled = n * len(numeric) >= COMPILED_TRANSFORM_CELLS
+        if compiled:
+            from nncli.kernels.columns import standardize
         scratch = np.empty(min(n, TRANSFORM_ROWS))
         for start in range(0, n, TRANSFORM_ROWS):
             block = X[start:start + TRANSFORM_ROWS]
             z = scratch[:len(block)]
             for j, f, x in numeric:
                 x = x[start:start + TRANSFORM_ROWS]
+                fill = (np.float64(f.fill) - f.center) / f.scale  # a missing value: by the same arithmetic
+                if compiled:  # one pass, bit for bit the lines below
+                    standardize(np.ascontiguousarray(x), f.center, f.scale, fill, block, j)
+                    continue
                 np.divide(np.subtract(x, f.center, out=z), f.scale, out=z)
-                if _gappy(z):  # a missing value (z is NaN where x is): the fill's, by the same arithmetic
-                    z[np.isnan(x)] = (np.float64(f.fill) - f.center) / f.scale
+                if _gappy(z):  # (z is NaN where x is)
+                    z[np.isnan(x)] = fill
                 block[:, j] = z
         return X
 
@@ -421,7 +429,7 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
     second = next(tables, None)
     if second is None and rows is None:
         return first
-    from nncli.kernels.colstats import moments
+    from nncli.kernels.columns import moments
     names = first.columns
 
     def resolve(refs, key):

@@ -562,7 +562,7 @@ def row_weights(prep: Preprocessor, Y: np.ndarray, class_weight) -> np.ndarray:
 def warmup(dtypes=("float32", "float64")) -> dict:
     """Compile (or load) every kernel a run can call, for each dtype, so that later runs start warm,
     and the CSV parser of large files (nncli.kernels.csvparse) and their block statistics
-    (nncli.kernels.colstats).
+    (nncli.kernels.columns).
 
     The kernels' types do not depend on the options a config switches on (those are run-time
     values) except for `extras` (kernel_extras): per dtype, one small run on the plain kernels
@@ -573,7 +573,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     from nncli import config as config_mod
     from nncli.kernels import CACHE_DIR
     from nncli.kernels.activations import activate_array
-    from nncli.kernels.colstats import moments
+    from nncli.kernels.columns import moments, standardize
     from nncli.kernels.csvparse import missing_table, parse_numbers
 
     started = time.perf_counter()
@@ -596,5 +596,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     # statistics of their blocks (nncli.preprocess.summarize)
     parse_numbers(np.frombuffer(bytearray(b"1.5,NA\n"), dtype=np.uint8), 2, ord(","), *missing_table([b"NA"]))
     moments(np.zeros(2))
+    for name in dtypes:
+        standardize(np.zeros(2), 0.0, 1.0, 0.0, np.zeros((2, 1), dtype=name), 0)
     return {"cache_dir": str(CACHE_DIR) if CACHE_DIR else None, "seconds": time.perf_counter() - started,
             "dtypes": list(dtypes)}

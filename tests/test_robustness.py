@@ -56,6 +56,9 @@ def interrupt_after_two_epochs(cmd, signum):
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, INTERRUPTED), (signal.SIGTERM, TERMINATED)])
 def test_signal_stops_saves_a_checkpoint_and_resume_gives_the_same_model(data, tmp_path, signum, code):
+    # the kernels in the cache first: a run that compiles them can differ in the last bits (see
+    # test_a_run_that_compiles_the_kernels_gives_the_model_of_one_that_loads_them)
+    subprocess.run(train_cmd(data, tmp_path / "warm.npz", "-q"), check=True, timeout=300)
     subprocess.run(train_cmd(data, tmp_path / "full.npz", "-q"), check=True, timeout=300)
     out = tmp_path / "part.npz"
     out.write_bytes(b"an older model")
@@ -260,3 +263,12 @@ def test_extra_columns_are_ignored_with_a_note_and_order_does_not_matter(tmp_pat
     assert moved.exit_code == OK and moved.stdout == plain.stdout
     assert moved.stderr == f"nncli: note: {tmp_path / 'u.csv'}: ignoring column(s) the model does not use: extra\n"
     assert plain.stderr == ""
+
+
+@pytest.mark.xfail(strict=True, reason="known: the code numba runs right after compiling a kernel is not bit for bit "
+                                      "the code it loads from its cache later (README, Training)")
+def test_a_run_that_compiles_the_kernels_gives_the_model_of_one_that_loads_them(data, tmp_path):
+    env = {**os.environ, "NNCLI_CACHE_DIR": str(tmp_path / "cache")}  # empty: the first run compiles
+    for name in ("compiled", "loaded"):
+        subprocess.run(train_cmd(data, tmp_path / f"{name}.npz", "-q"), check=True, timeout=600, env=env)
+    assert (tmp_path / "compiled.npz").read_bytes() == (tmp_path / "loaded.npz").read_bytes()

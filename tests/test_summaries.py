@@ -226,8 +226,8 @@ def test_a_file_rewritten_between_the_passes_is_an_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("n", [1, 2, 7, 12_701])
 def test_compiled_moments_are_numpys(n):
-    """nncli.kernels.colstats.moments, which summarize uses for a block without gaps."""
-    from nncli.kernels.colstats import moments
+    """nncli.kernels.columns.moments, which summarize uses for a block without gaps."""
+    from nncli.kernels.columns import moments
 
     x = np.random.default_rng(n).normal(-40, 3, size=n)
     mean, m2, lo, hi = moments(x)
@@ -247,3 +247,23 @@ def test_a_block_is_at_most_a_sixteenth_of_the_file(tmp_path, monkeypatch):
     path.write_text(table_text(2000))
     chunks = list(read_table(path, chunk_rows=1 << 40, numbers=every_column))
     assert len(chunks) in (16, 17) and sum(len(c.frame) for c in chunks) == 2000
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_scaling_is_numpys_bit_for_bit(tmp_path, monkeypatch, dtype):
+    """transform scales large tables' numeric columns in a compiled loop (nncli.kernels.columns
+    .standardize) and small ones with numpy: the same arrays, gaps and fills included."""
+    import nncli.preprocess
+
+    path = tmp_path / "t.csv"
+    path.write_text(table_text())
+    cfg = load(None, CONFIG + ["data.impute=zero"])
+    table = nncli.data.read_table(path, numbers=nncli.data.every_column)
+    prep = Preprocessor.fit(table, cfg["data"])
+    outputs = []
+    for cells in (0, 1 << 62):
+        monkeypatch.setattr(nncli.preprocess, "COMPILED_TRANSFORM_CELLS", cells)
+        outputs.append(prep.transform(table, dtype))
+    assert np.isnan(nncli.preprocess.numeric_values(table, "x2", prep.missing_values, False)).any()  # gaps to fill
+    np.testing.assert_array_equal(*outputs)
+    assert outputs[0].tobytes() == outputs[1].tobytes()

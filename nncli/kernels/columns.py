@@ -1,7 +1,9 @@
-"""Statistics of a block of one numeric column without gaps, for a fit that reads a large file
-block by block (nncli.preprocess.summarize): the mean, the sum of squared deviations from it, the
-minimum and the maximum in two vectorized passes (numpy takes five, with a temporary array).
+"""Compiled work on the numeric columns of a large file's blocks (nncli.preprocess): the block
+statistics a fit from summaries needs, and the scaling of a column into the input array. Each
+takes one pass or two over a column where numpy takes several, with temporary arrays.
 """
+
+import math
 
 import numba
 
@@ -27,3 +29,12 @@ def moments(x):
         d = x[i] - mean
         m2 += d * d
     return mean, m2, lo, hi
+
+
+@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+def standardize(x, center, scale, fill, X, j):
+    """X[i, j] = (x[i] - center) / scale for every row i, `fill` where that is NaN (x missing): the
+    same IEEE operations as numpy's, in float64, then rounded to X's dtype (no fast-math here)."""
+    for i in range(x.shape[0]):
+        z = (x[i] - center) / scale
+        X[i, j] = fill if math.isnan(z) else z
