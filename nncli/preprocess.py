@@ -463,18 +463,15 @@ def summarize(tables: Iterator[Table], data_cfg: dict, rows: np.ndarray | None =
                 raise changed(first.path)
             chunk = chunk.subset(np.flatnonzero(rows[lo:hi]))
         values = chunk.numbers()
-        for n in numeric:
-            x = values[n]
-            if n in zero:
-                x = np.where(x == 0, np.nan, x)
+        values = {n: np.where(values[n] == 0, np.nan, values[n]) if n in zero else values[n] for n in numeric}
+        for n, x in values.items():
             if len(x) and not _gappy(x):  # clean numbers hold no infinity: compiled, two passes
                 s = Summary(len(x), len(x), -1, *(float(v) for v in moments(np.ascontiguousarray(x))))
             else:
                 s = Summary.of(x)
             summaries[n] = summaries[n].merge(s)
         for spec in specs:
-            x = spec.compute(*(np.where(values[c] == 0, np.nan, values[c]) if c in zero else values[c]
-                               for c in spec.columns))
+            x = spec.compute(*(values[c] for c in spec.columns))
             derived[spec.text] = derived[spec.text].merge(Summary.of(x))
         parts.append(chunk.frame[whole].copy())  # not a view that keeps the block's other columns
         rereads.append(chunk.reread)

@@ -416,9 +416,7 @@ def train(data_path, config: dict, *, val_path=None, callback: Callable | None =
     prep = Preprocessor.fit(table, data_cfg)
     if val_path is not None:
         val_table = prep.match_columns(read_table(
-            val_path, header=data_cfg["header"], delimiter=data_cfg["delimiter"],
-            encoding=data_cfg["encoding"], expected_names=prep.columns if table.has_header else None,
-            numbers=every_column, missing=data_cfg["missing_values"]))
+            val_path, expected_names=prep.columns if table.has_header else None, **read))
     loss_name(prep.task, train_cfg)  # a loss that does not fit the task fails before any work
 
     val_arrays = None
