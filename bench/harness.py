@@ -24,9 +24,17 @@ class Timings(dict):
     note = ""
 
 
+# A pause before each system's run: OpenBLAS's idle threads spin for about 2^28 cycles (0.1 s)
+# after a call before they sleep, and on two cores a spinning thread of the previous system took a
+# fifth to a quarter of the speed of a two-thread run that followed at once (83-91 against
+# 110-115 GFLOP/s in workload 3's kernel).
+SETTLE_S = 0.3
+
+
 def alternate(systems: dict[str, Callable[[], float | dict]], repeats: int, label: str = "",
               budget: float | None = None) -> Timings:
-    """Run every system once per round, in turn (A B C A B C ...), for `repeats` rounds.
+    """Run every system once per round, in turn (A B C A B C ...), for `repeats` rounds, each
+    after a pause of SETTLE_S.
 
     Each callable does its own untimed setup and returns the seconds of its timed part, or a dict
     of named seconds when one run yields several figures, so the systems share the machine's
@@ -36,6 +44,7 @@ def alternate(systems: dict[str, Callable[[], float | dict]], repeats: int, labe
     seconds, start = Timings(), time.perf_counter()
     for r in range(repeats):
         for name, run in systems.items():
+            time.sleep(SETTLE_S)
             result = run()
             for key, value in (result.items() if isinstance(result, dict) else [(name, result)]):
                 seconds.setdefault(key, []).append(value)

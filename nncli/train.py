@@ -15,9 +15,10 @@ import numpy as np
 
 from nncli.data import changed, every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
-from nncli.kernels import losses, mlp, optim, precompile, record
+from nncli.kernels import losses, mlp, optim, precompile, record, threads
 from nncli.kernels.activations import N_PARAMS
-from nncli.kernels.layout import CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, NOISE, TRAIN_HP_COLS
+from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, N_IN, N_OUT, NOISE, PIECES,
+                                  TRAIN_HP_COLS)
 from nncli.kernels.losses import DEFAULT_LOSS, LOSSES, loss_and_delta
 from nncli.kernels.optim import LR, N_HP, OPTIMIZERS
 from nncli.model import Model
@@ -26,6 +27,11 @@ from nncli.preprocess import SCAN_ROWS, Preprocessor, summarize
 from nncli.schedules import Schedule
 
 PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on the bench's 2-core machine
+# A step of at least this many multiply-adds (batch rows x weights) on a batch of at least
+# SPLIT_MIN_BATCH rows trains in halves on two cores (mlp.train_epoch_split); the model depends on
+# this choice (to rounding), never on how many cores there are.
+SPLIT_MIN_MACS = 1 << 21
+SPLIT_MIN_BATCH = 32
 
 
 @dataclass
@@ -119,6 +125,12 @@ def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 
     augment = thp is not None and (thp[NOISE] > 0 or thp[INPUT_DROPOUT] > 0 or thp[MIXUP] > 0)
     common = (loss_code is None or loss_extras(loss_code) is None) and (opt_code is None or opt_code in optim.PLAIN)
     return None if network.plain and not every and not augment and common else True
+
+
+def splits(network: Network, extras, batch_size: int) -> bool:
+    """Whether fit trains in half-batches (mlp.train_epoch_split): plain kernels, large steps."""
+    weights = int(np.sum(network.layout[:, N_IN] * network.layout[:, N_OUT] * network.layout[:, PIECES]))
+    return extras is None and batch_size >= SPLIT_MIN_BATCH and batch_size * weights >= SPLIT_MIN_MACS
 
 
 def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
@@ -264,14 +276,28 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                 lhp, opt_code, opt_hp, st.s1, st.s2, t, thp, seed, mix, ws, stats, records, every, rec_count, before,
                 epoch_no, first_step, control, extras)
 
-    def run_epoch(*args):
-        return mlp.train_epoch(*epoch_args(*args))
+    split = splits(network, extras, batch_size)
+    if split:
+        rows = batch_size - batch_size // mlp.SPLIT
+        ws2 = np.zeros((mlp.SPLIT, mlp.workspace_offsets(network.layout, rows)[-1]), dtype=dtype)
+        grads2 = np.zeros((mlp.SPLIT, theta.size), dtype=dtype)
+        n_workers = threads.workers()
+
+    def run_epoch(perm, t, seed, epoch_no, first_step):
+        if not split:
+            return mlp.train_epoch(*epoch_args(perm, t, seed, epoch_no, first_step))
+        return threads.train_epoch_split((theta, network.running, grad, network.layout, network.layer_hp, X, Y, sw,
+                                          perm, batch_size, loss_code, lhp, opt_code, opt_hp, st.s1, st.s2, t, thp,
+                                          seed, ws2, grads2, stats, first_step, control), n_workers)
 
     t0 = time.perf_counter()  # load (or compile) the kernels before timing the loop
     empty = epoch_args(np.empty(0, np.int64), 0, 0, 0, 0)
     validation = None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))
     with precompile.training(empty, validation):  # on a cold cache, compiled on two cores
-        mlp.train_epoch(*empty)
+        if split:
+            run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
+        else:
+            mlp.train_epoch(*empty)
     if val is not None:
         logits(network, val.X[:1])
     compile_seconds = time.perf_counter() - t0
@@ -348,7 +374,8 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                 break
 
     start = time.perf_counter()
-    run_interruptible(run_epochs, control)
+    with threads.single_threaded_blas(n_workers if split else 1):
+        run_interruptible(run_epochs, control)
     loop_seconds = time.perf_counter() - start  # the whole loop, Python work between epochs included
     restored = st.best_theta is not None and interrupted is None
     if restored:
@@ -565,8 +592,8 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     The kernels' types do not depend on the options a config switches on (those are run-time
     values) except for `extras` (kernel_extras): per dtype, one small run on the plain kernels
     and one with batch norm, an activation without a loop of its own and gradient records, each
-    with its prediction and validation loss, and the validation loss of a loss the plain kernels
-    leave out, cover them all.
+    with its prediction and validation loss, the validation loss of a loss the plain kernels
+    leave out, and one run whose steps split in halves (splits) cover them all.
     """
     from nncli import config as config_mod
     from nncli.kernels import CACHE_DIR
@@ -587,6 +614,12 @@ def warmup(dtypes=("float32", "float64")) -> dict:
             net = build_network(2, 1, cfg["model"], dtype)
             net.initialize(rng)
             fit(net, data, data, cfg["train"], "binary", every=every)
+        # a net whose steps split in halves (splits): train_epoch_split
+        cfg = config_mod.load(None, ["train.epochs=1", f"train.batch_size={SPLIT_MIN_BATCH}", f"train.dtype={name}",
+                                     "model.hidden=[{units: 256}, {units: 256}]"])
+        net = build_network(2, 1, cfg["model"], dtype)
+        rows = Arrays(*(np.resize(a, (SPLIT_MIN_BATCH,) + a.shape[1:]) for a in (data.X, data.Y, data.sw)))
+        fit(net, rows, None, cfg["train"], "binary")
         logits_loss(logits(net, data.X), LOSSES["huber"].code, loss_hp(cfg["train"]), data.Y, data.sw)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())

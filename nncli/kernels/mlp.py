@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import prange, types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
@@ -429,9 +429,15 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
 @kernel()
 def weight_penalty(theta, grad, layout, l1, l2):
     """Add the gradient of l1*|W| + l2*W^2 (weights only, not biases) to grad; return its value."""
+    return _penalize(theta, grad, layout, l1, l2, 0, theta.shape[0])
+
+
+@kernel(inline="always")
+def _penalize(theta, grad, layout, l1, l2, lo, hi):
+    """weight_penalty of the weights among theta[lo:hi] (a split step's share)."""
     total = 0.0
     for l in range(layout.shape[0]):
-        for i in range(layout[l, W_OFF], layout[l, B_OFF]):
+        for i in range(max(layout[l, W_OFF], lo), min(layout[l, B_OFF], hi)):
             w = theta[i]
             total += l1 * abs(w) + l2 * w * w
             grad[i] += l1 * np.sign(w) + 2.0 * l2 * w
@@ -459,19 +465,32 @@ def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp
 @kernel()
 def clip_gradient(grad, clip_norm, clip_value):
     """Clip by value, then by global L2 norm (torch's clip_grad_norm_); return the norm before."""
-    if clip_value > 0.0:
+    norm = math.sqrt(_clamp_and_square(grad, 0, grad.shape[0], clip_value))
+    coef = _norm_coef(norm, clip_norm)
+    if coef < 1.0:
         for i in range(grad.shape[0]):
+            grad[i] *= coef
+    return norm
+
+
+@kernel(inline="always")
+def _clamp_and_square(grad, lo, hi, clip_value):
+    """Clip grad[lo:hi] to +-clip_value (if > 0); return the sum of its squares after."""
+    if clip_value > 0.0:
+        for i in range(lo, hi):
             grad[i] = min(max(grad[i], -clip_value), clip_value)
     sq = 0.0
-    for i in range(grad.shape[0]):
+    for i in range(lo, hi):
         sq += grad[i] * grad[i]
-    norm = math.sqrt(sq)
+    return sq
+
+
+@kernel(inline="always")
+def _norm_coef(norm, clip_norm):
+    """What clipping by norm multiplies the gradient by (1: no clipping)."""
     if clip_norm > 0.0 and math.isfinite(norm):
-        coef = clip_norm / (norm + 1e-6)
-        if coef < 1.0:
-            for i in range(grad.shape[0]):
-                grad[i] *= coef
-    return norm
+        return clip_norm / (norm + 1e-6)
+    return 1.0
 
 
 @kernel()
@@ -609,6 +628,117 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         apply_updates(opt_code, opt_hp, theta, grad, s1, s2, t, extras)
         if extras is not None and recording:
             record.record_update(rec, theta, before, layout)
+        stats[LOSS_SUM] += loss * nb
+        step += 1
+    stats[STEP] = step
+    return t
+
+
+SPLIT = 2  # train_epoch_split's share of a batch: two halves, one per core
+
+
+@kernel(inline="always")
+def _share(n, h):
+    """Start and length of part h of range(n) cut into SPLIT parts."""
+    size = -(-n // SPLIT)
+    lo = min(h * size, n)
+    return lo, min(n, lo + size) - lo
+
+
+@kernel(nogil=True, parallel=True)
+def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
+                      opt_code, opt_hp, s1, s2, t, train_hp, seed, ws2, grads2, stats, first_step, control):
+    """train_epoch's plain variant (extras None: no batch norm, records or augmentation) for nets
+    whose steps are large, with each batch split into two halves that run at once, one per core.
+
+    Each half gathers its rows and runs forward, loss and backward into its own work buffer
+    (ws2[h], carved by workspace_offsets for batch_size - batch_size // 2 rows) and gradient
+    (grads2[h]). The batch's gradient is their row-weighted sum (halves of the mean loss's
+    gradient combine exactly, so this trains the model train_epoch would, to rounding). Summing,
+    weight penalties, clipping by value, the squared norm, clipping by norm and the optimizer's
+    update are elementwise, so each thread does them on its share of theta (_share): three
+    parallel regions a step, with only the norm's check between the last two on one thread.
+    Every half reseeds numba's generator (per thread) with
+    its own seed for its dropout masks, so the result does not depend on how many threads run
+    the halves: with numba.set_num_threads(1) they run one after the other in one thread, to the
+    same last bit. Both threads call BLAS: the caller limits BLAS to one thread of its own, since
+    two calls at once into a multi-threaded OpenBLAS wait for each other.
+
+    Arguments, return value, stats and control as in train_epoch.
+    """
+    n = perm.shape[0]
+    d = X.shape[1]
+    K = Y.shape[1]
+    offs = workspace_offsets(layout, batch_size - batch_size // SPLIT)
+    penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
+    losses = np.zeros(SPLIT)
+    squares = np.zeros(SPLIT)
+    P = theta.shape[0]
+    stats[STATUS] = OK
+    step = first_step
+    for start in range(first_step * batch_size, n, batch_size):
+        stats[STEP] = step
+        if control[0] != 0:
+            stats[STATUS] = INTERRUPTED
+            return t
+        nb = min(batch_size, n - start)
+        first = nb // SPLIT
+        for h in prange(SPLIT):
+            lo = start + h * first
+            rows = first if h == 0 else nb - first
+            losses[h] = 0.0
+            if rows > 0:
+                ws = ws2[h]
+                Xb = _block(ws, offs[0], rows, d)
+                Yb = _block(ws, offs[1], rows, K)
+                swb = _span(ws, offs[2], rows)
+                for i in range(rows):
+                    r = perm[lo + i]
+                    for j in range(d):
+                        Xb[i, j] = X[r, j]
+                    for k in range(K):
+                        Yb[i, k] = Y[r, k]
+                    swb[i] = sw[r]
+                if seed != 0:
+                    np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
+                losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
+                                              swb, ws, offs, None)
+        share = first / nb
+        a = theta.dtype.type(share)
+        b = theta.dtype.type(1.0 - share)
+        for h in prange(SPLIT):  # the batch's gradient, each thread on its share of theta
+            lo, size = _share(P, h)
+            g = _span(grad, lo, size)
+            g0 = _span(grads2[0], lo, size)
+            g1 = _span(grads2[1], lo, size)
+            if first == 0:  # a one-row batch: the first half is empty and its buffer stale
+                for i in range(size):
+                    g[i] = g1[i]
+            else:
+                for i in range(size):
+                    g[i] = a * g0[i] + b * g1[i]
+            if penalty:
+                _penalize(theta, grad, layout, train_hp[L1], train_hp[L2], lo, lo + size)
+            squares[h] = _clamp_and_square(grad, lo, lo + size, train_hp[CLIP_VALUE])
+        loss = share * losses[0] + (1.0 - share) * losses[1]
+        if not math.isfinite(loss):
+            stats[STATUS] = NONFINITE_LOSS
+            return t
+        norm = math.sqrt(squares[0] + squares[1])
+        if not math.isfinite(norm):
+            stats[STATUS] = NONFINITE_GRAD
+            return t
+        coef = _norm_coef(norm, train_hp[CLIP_NORM])
+        stats[CLIPPED_STEPS] += train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
+        stats[LAST_GRAD_NORM] = norm
+        t += 1
+        for h in prange(SPLIT):  # clipping and the optimizer's update, each thread on its share
+            lo, size = _share(P, h)
+            if coef < 1.0:
+                for i in range(lo, lo + size):
+                    grad[i] *= coef
+            apply_updates(opt_code, opt_hp, _span(theta, lo, size), _span(grad, lo, size), _span(s1, lo, size),
+                          _span(s2, lo, size), t, None)
         stats[LOSS_SUM] += loss * nb
         step += 1
     stats[STEP] = step

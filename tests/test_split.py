@@ -1,0 +1,158 @@
+"""Large steps trained in two halves at once (nncli.kernels.mlp.train_epoch_split) against the
+one-thread epoch (mlp.train_epoch): the same model to rounding, the same bits on one thread or two,
+the same stops."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from nncli import config
+from nncli import train as train_mod
+from nncli.errors import ConfigError
+from nncli.kernels import mlp, threads
+
+
+RUN_SPLIT = threads.train_epoch_split
+
+
+def _blas_threads():
+    return sorted(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def _fit(monkeypatch, split, overrides, task="regression", n=67, sw=None, workers=None, **kwargs):
+    """fit on n rows of 3 features with the split forced on or off; returns (theta, result, calls),
+    calls: (workers, BLAS thread counts) of each split epoch."""
+    monkeypatch.setattr(train_mod, "SPLIT_MIN_MACS", 0 if split else 1 << 62)
+    monkeypatch.setattr(train_mod, "SPLIT_MIN_BATCH", 1)
+    if workers is not None:
+        monkeypatch.setenv("NNCLI_THREADS", str(workers))
+    calls = []
+
+    def spy(args, n_workers):
+        if args[8].size:  # not the empty call that loads the kernel
+            calls.append((n_workers, _blas_threads()))
+        return RUN_SPLIT(args, n_workers)
+
+    monkeypatch.setattr(threads, "train_epoch_split", spy)
+    cfg = config.load(None, ["train.epochs=3", "train.batch_size=16", "train.seed=5", *overrides])
+    dtype = np.dtype(cfg["train"]["dtype"])
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(n, 3))
+    K = 3 if task == "multiclass" else 1
+    if task == "regression":
+        Y = np.tanh(X[:, :1] - X[:, 2:3])
+    elif task == "binary":
+        Y = (X[:, :1] * X[:, 1:2] > 0).astype(float)
+    else:
+        Y = np.eye(K)[np.argmax(X, axis=1)]
+    sw = np.ones(n) if sw is None else sw
+    net = train_mod.build_network(3, K, cfg["model"], dtype)
+    net.initialize(np.random.default_rng(0))
+    data = train_mod.Arrays(X.astype(dtype), Y.astype(dtype), sw.astype(dtype))
+    result = train_mod.fit(net, data, None, cfg["train"], task, rng=np.random.default_rng(1), **kwargs)
+    return net.theta.copy(), result, calls
+
+
+RUNS = [  # hidden layers, task, other settings
+    ("[{units: 8, activation: relu}, {units: 5, activation: tanh}]", "regression", ["train.optimizer={name: adam}"]),
+    ("[{units: 6, activation: leaky_relu}]", "binary", ["train.optimizer={name: sgd, lr: 0.1}", "train.clip_norm=0.05"]),
+    ("[{units: 7, activation: sigmoid}]", "multiclass", ["train.optimizer={name: sgd, lr: 0.2, momentum: 0.9}",
+                                                          "train.regularization={l2: 0.01, l1: 0.001}", "train.clip_value=0.3"]),
+]
+
+
+@pytest.mark.parametrize("rows", [67, 65, 80])  # last batch of 3 rows, of 1 (an empty first half), none
+@pytest.mark.parametrize("hidden,task,settings", RUNS)
+def test_split_steps_train_the_model_of_whole_steps(monkeypatch, hidden, task, settings, rows):
+    """Weights, loss history and clipping counts of a split run against the one-thread epoch, in
+    float64 to 1e-10: the halves' mean-loss gradients, weighted by their rows, are the batch's.
+    Uneven row weights make a wrong weighting of the halves show."""
+    sw = np.random.default_rng(9).uniform(0.2, 3.0, rows)
+    overrides = [f"model.hidden={hidden}", "train.dtype=float64", *settings]
+    whole, whole_result, none = _fit(monkeypatch, False, overrides, task, rows, sw)
+    split, split_result, calls = _fit(monkeypatch, True, overrides, task, rows, sw)
+    assert not none and len(calls) == 3  # one split kernel call per epoch
+    np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(split_result.history["train_loss"], whole_result.history["train_loss"], rtol=1e-10)
+    assert split_result.state.clipped == whole_result.state.clipped  # the last epoch's clipped steps
+    assert split_result.steps == whole_result.steps == 3 * -(-rows // 16)
+    if "clip_norm" in str(settings):
+        assert whole_result.state.clipped > 0
+
+
+def test_float32_split_steps_stay_within_float32_rounding(monkeypatch):
+    overrides = ["model.hidden=[{units: 16, activation: relu}, {units: 16, activation: relu}]", "train.dtype=float32"]
+    whole = _fit(monkeypatch, False, overrides)[0]
+    split = _fit(monkeypatch, True, overrides)[0]
+    assert split.dtype == np.float32
+    np.testing.assert_allclose(split, whole, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_model_does_not_depend_on_the_number_of_threads(monkeypatch, dtype):
+    """Dropout draws too: each half reseeds its own thread's generator, so one thread running both
+    halves in turn gives the same bits as two threads at once."""
+    overrides = ["model.hidden=[{units: 12, activation: relu, dropout: 0.3}, {units: 6, activation: tanh}]",
+                 f"train.dtype={dtype}", "train.optimizer={name: adam}"]
+    one, result_one, calls_one = _fit(monkeypatch, True, overrides, workers=1)
+    two, result_two, calls_two = _fit(monkeypatch, True, overrides, workers=2)
+    assert {c[0] for c in calls_one} == {1} and {c[0] for c in calls_two} == {min(2, threads.workers())}
+    assert one.tobytes() == two.tobytes()
+    assert result_one.history["train_loss"] == result_two.history["train_loss"]
+    whole = _fit(monkeypatch, False, overrides)[0]
+    assert not np.allclose(one, whole)  # dropout masks are drawn per half, so they differ from one whole batch's
+
+
+def test_blas_runs_on_one_thread_only_while_two_threads_train(monkeypatch):
+    before = _blas_threads()
+    overrides = ["model.hidden=[{units: 8, activation: relu}]"]
+    _, _, calls = _fit(monkeypatch, True, overrides, workers=2)
+    if threads.workers() > 1:
+        assert all(set(c[1]) == {1} for c in calls)
+    _, _, calls = _fit(monkeypatch, True, overrides, workers=1)
+    assert all(c[1] == before for c in calls)
+    assert _blas_threads() == before
+
+
+def test_a_split_run_stops_where_the_loss_turns_non_finite(monkeypatch):
+    """Row 40 weighs inf: the third step (rows 32-47) stops the run before its update, as in the
+    one-thread epoch, with the weights of two steps."""
+    sw = np.ones(67)
+    sw[40] = np.inf
+    overrides = ["model.hidden=[{units: 8, activation: relu}]", "train.dtype=float64"]
+    whole, whole_result, _ = _fit(monkeypatch, False, overrides, sw=sw, stop_on_divergence=True)
+    split, split_result, _ = _fit(monkeypatch, True, overrides, sw=sw, stop_on_divergence=True)
+    assert split_result.diverged == whole_result.diverged == {"epoch": 1, "step": 3, "global_step": 3, "what": "loss"}
+    np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-12)
+    assert np.all(np.isfinite(split))
+
+
+def test_a_split_run_stops_when_asked(monkeypatch):
+    control = np.ones(1, dtype=np.int64)
+    overrides = ["model.hidden=[{units: 8, activation: relu}]"]
+    theta, result, calls = _fit(monkeypatch, True, overrides, control=control)
+    assert calls and result.interrupted == {"epoch": 1, "step": 0, "global_step": 0}
+    assert result.steps == 0
+
+
+def test_only_large_steps_of_the_plain_kernels_split():
+    def net(hidden, n_in=32):
+        return train_mod.build_network(n_in, 1, config.load(None, [f"model.hidden={hidden}"])["model"], np.float32)
+
+    large = net("[{units: 256}, {units: 256}]")
+    assert train_mod.splits(large, None, 256)
+    assert not train_mod.splits(large, True, 256)  # batch norm, records, augmentation: the full kernels
+    assert not train_mod.splits(large, None, train_mod.SPLIT_MIN_BATCH - 1)
+    pima = net("[{units: 12}, {units: 8}]", 8)
+    assert not train_mod.splits(pima, None, 10) and not train_mod.splits(pima, None, 768)
+
+
+def test_nncli_threads_is_checked_and_capped(monkeypatch):
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv("NNCLI_THREADS", bad)
+        with pytest.raises(ConfigError, match=f"NNCLI_THREADS: expected a whole number of at least 1, got '{bad}'"):
+            threads.workers()
+    monkeypatch.setenv("NNCLI_THREADS", "64")
+    assert threads.workers() <= mlp.SPLIT
+    monkeypatch.setenv("NNCLI_THREADS", "1")
+    assert threads.workers() == 1
