@@ -143,8 +143,9 @@ def test_only_large_steps_of_the_plain_kernels_split():
     assert train_mod.splits(large, None, 256)
     assert not train_mod.splits(large, True, 256)  # batch norm, records, augmentation: the full kernels
     assert not train_mod.splits(large, None, train_mod.SPLIT_MIN_BATCH - 1)
-    pima = net("[{units: 12}, {units: 8}]", 8)
-    assert not train_mod.splits(pima, None, 10) and not train_mod.splits(pima, None, 768)
+    pima = net("[{units: 12}, {units: 8}]", 8)  # 200 weights
+    assert not train_mod.splits(pima, None, 10) and not train_mod.splits(pima, None, 256)
+    assert train_mod.splits(pima, None, 768)  # 153,600 multiply-adds a step
 
 
 def test_nncli_threads_is_checked_and_capped(monkeypatch):
