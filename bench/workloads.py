@@ -506,7 +506,7 @@ def large(env: Env) -> list[Section]:
 def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, train_total: dict) -> str:
     n_params = sum(a * b + b for a, b in zip(LARGE_LAYERS[:-1], LARGE_LAYERS[1:]))
     text = (f"**3 (large).** Arithmetic dominates here ({work / steps / 1e6:.0f} MFLOP per step). A step this large "
-            "(batch rows × weights ≥ 2¹⁷, batch ≥ 128) trains in two halves at once, one per core "
+            "(batch rows × weights ≥ 2²¹, batch ≥ 128) trains in two halves at once, one per core "
             "(nncli.kernels.mlp.train_epoch_split): each thread gathers its 128 rows and runs forward, loss and "
             "backward with a one-thread BLAS, then both threads sum the halves' gradients and apply Adam, each on "
             "half of the parameters (three hand-offs per step).")

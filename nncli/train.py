@@ -31,10 +31,12 @@ PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on
 # SPLIT_MIN_BATCH rows trains in halves on two cores (mlp.train_epoch_split); the model depends on
 # this choice (to rounding), never on how many cores there are. Measured on 2 cores, epochs of
 # 32-H-H-1 nets in the kernels, split against whole (median of 9 alternated runs): 0.58-0.95 of
-# the time at batches of 128 to 1024 for H from 8 to 512 (0.86 at 8 units, batch 768, 154K
-# multiply-adds a step); at batch 64, 0.63-1.12; at 32, 0.92-2.1. Halves of fewer rows lose more
-# to BLAS's lower speed on thin matrices than the second core gives.
-SPLIT_MIN_MACS = 1 << 17
+# the time at batches of 128 to 1024 for H from 8 to 512; at batch 64, 0.63-1.12; at 32,
+# 0.92-2.1: halves of fewer rows lose more to BLAS's lower speed on thinner matrices than the
+# second core gives. Small nets gained too (0.77-0.86 at 8 to 64 units, batch 256 or 768), but
+# their loop is a small part of a run, and the two-core kernel takes 8-11 s more to compile on an
+# empty cache, so only steps from 2^21 multiply-adds (32-128-128-1 at batch 128) split.
+SPLIT_MIN_MACS = 1 << 21
 SPLIT_MIN_BATCH = 128
 
 

@@ -143,9 +143,10 @@ def test_only_large_steps_of_the_plain_kernels_split():
     assert train_mod.splits(large, None, 256)
     assert not train_mod.splits(large, True, 256)  # batch norm, records, augmentation: the full kernels
     assert not train_mod.splits(large, None, train_mod.SPLIT_MIN_BATCH - 1)
+    assert train_mod.splits(net("[{units: 128}, {units: 128}]"), None, 128)  # 2.6M multiply-adds a step
+    assert not train_mod.splits(net("[{units: 64}, {units: 64}]"), None, 256)  # 1.6M
     pima = net("[{units: 12}, {units: 8}]", 8)  # 200 weights
-    assert not train_mod.splits(pima, None, 10) and not train_mod.splits(pima, None, 256)
-    assert train_mod.splits(pima, None, 768)  # 153,600 multiply-adds a step
+    assert not any(train_mod.splits(pima, None, batch) for batch in (10, 128, 768))
 
 
 def test_nncli_threads_is_checked_and_capped(monkeypatch):
