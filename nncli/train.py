@@ -283,11 +283,11 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
                 epoch_no, first_step, control, extras)
 
     split = splits(network, extras, batch_size)
+    n_workers = threads.workers()  # read (and checked) whether or not this run splits
     if split:
         rows = batch_size - batch_size // mlp.SPLIT
         ws2 = np.zeros((mlp.SPLIT, mlp.workspace_offsets(network.layout, rows)[-1]), dtype=dtype)
         grads2 = np.zeros((mlp.SPLIT, theta.size), dtype=dtype)
-        n_workers = threads.workers()
 
     def run_epoch(perm, t, seed, epoch_no, first_step):
         if not split:
@@ -620,15 +620,14 @@ def warmup(dtypes=("float32", "float64")) -> dict:
             net = build_network(2, 1, cfg["model"], dtype)
             net.initialize(rng)
             fit(net, data, data, cfg["train"], "binary", every=every)
-        # a net whose steps split in halves (splits): train_epoch_split
-        cfg = config_mod.load(None, ["train.epochs=1", f"train.batch_size={SPLIT_MIN_BATCH}", f"train.dtype={name}",
-                                     "model.hidden=[{units: 256}, {units: 256}]"])
-        net = build_network(2, 1, cfg["model"], dtype)
-        rows = Arrays(*(np.resize(a, (SPLIT_MIN_BATCH,) + a.shape[1:]) for a in (data.X, data.Y, data.sw)))
-        fit(net, rows, None, cfg["train"], "binary")
         logits_loss(logits(net, data.X), LOSSES["huber"].code, loss_hp(cfg["train"]), data.Y, data.sw)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
+        # a net whose steps split in halves (splits): train_epoch_split
+        cfg = config_mod.load(None, ["train.epochs=1", f"train.batch_size={SPLIT_MIN_BATCH}", f"train.dtype={name}",
+                                     "model.hidden=[{units: 256}, {units: 256}]"])
+        rows = Arrays(*(np.resize(a, (SPLIT_MIN_BATCH,) + a.shape[1:]) for a in (data.X, data.Y, data.sw)))
+        fit(build_network(2, 1, cfg["model"], dtype), rows, None, cfg["train"], "binary")
     # the CSV parser of large files, with its argument types as nncli.data passes them, and the
     # statistics of their blocks (nncli.preprocess.summarize)
     parse_numbers(np.frombuffer(bytearray(b"1.5,NA\n"), dtype=np.uint8), 2, ord(","), *missing_table([b"NA"]))

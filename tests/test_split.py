@@ -158,3 +158,18 @@ def test_nncli_threads_is_checked_and_capped(monkeypatch):
     assert threads.workers() <= mlp.SPLIT
     monkeypatch.setenv("NNCLI_THREADS", "1")
     assert threads.workers() == 1
+
+
+def test_a_bad_nncli_threads_is_one_line_and_exit_code_3(tmp_path):
+    """Read by every training run, split or not."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(40)), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "nncli", "train", str(data), "--quiet", "--out", str(tmp_path / "m.npz")],
+                          capture_output=True, text=True, env=dict(os.environ, NNCLI_THREADS="many"), timeout=600)
+    assert done.returncode == 3
+    assert done.stderr == "nncli: error: NNCLI_THREADS: expected a whole number of at least 1, got 'many'\n"
+    assert not (tmp_path / "m.npz").exists()

@@ -658,10 +658,10 @@ def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, ba
     weight penalties, clipping by value, the squared norm, clipping by norm and the optimizer's
     update are elementwise, so each thread does them on its share of theta (_share): three
     parallel regions a step, with only the norm's check between the last two on one thread.
-    Every half reseeds numba's generator (per thread) with
-    its own seed for its dropout masks, so the result does not depend on how many threads run
-    the halves: with numba.set_num_threads(1) they run one after the other in one thread, to the
-    same last bit. Both threads call BLAS: the caller limits BLAS to one thread of its own, since
+
+    Every half reseeds numba's generator (per thread) with its own seed for its dropout masks, so
+    the result does not depend on how many threads run the halves: with numba.set_num_threads(1)
+    they run one after the other in one thread, to the same last bit. Both threads call BLAS: the caller limits BLAS to one thread of its own, since
     two calls at once into a multi-threaded OpenBLAS wait for each other.
 
     Arguments, return value, stats and control as in train_epoch.
