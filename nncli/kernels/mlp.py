@@ -545,6 +545,24 @@ def _record_step(rec, theta, grad, layout, layer_hp, ws, offs, nb, loss, epoch, 
         record.record_layer(rec, l, theta, grad, layout, layer_hp, Z, D, l < L - 1)
 
 
+@kernel(inline="always")
+def _gather(X, Y, sw, perm, start, nb, ws, offs):
+    """The batch of rows perm[start:start + nb], copied into ws: its X, Y and sw (views into ws)."""
+    d = X.shape[1]
+    K = Y.shape[1]
+    Xb = _block(ws, offs[0], nb, d)
+    Yb = _block(ws, offs[1], nb, K)
+    swb = _span(ws, offs[2], nb)
+    for i in range(nb):
+        r = perm[start + i]
+        for j in range(d):
+            Xb[i, j] = X[r, j]
+        for k in range(K):
+            Yb[i, k] = Y[r, k]
+        swb[i] = sw[r]
+    return Xb, Yb, swb
+
+
 @kernel(nogil=True)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
                 opt_code, opt_hp, s1, s2, t, train_hp, seed, mix, ws, stats, records, rec_every, rec_count, before,
@@ -572,8 +590,6 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
     augments and knows no batch norm, and only the common losses and optimizers.
     """
     n = perm.shape[0]
-    d = X.shape[1]
-    K = Y.shape[1]
     L = layout.shape[0]
     offs = workspace_offsets(layout, batch_size)
     augment = train_hp[NOISE] > 0.0 or train_hp[INPUT_DROPOUT] > 0.0 or train_hp[MIXUP] > 0.0
@@ -588,16 +604,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if seed != 0:
             np.random.seed((seed + step) % 2147483647)
         nb = min(batch_size, n - start)
-        Xb = _block(ws, offs[0], nb, d)
-        Yb = _block(ws, offs[1], nb, K)
-        swb = _span(ws, offs[2], nb)
-        for i in range(nb):
-            r = perm[start + i]
-            for j in range(d):
-                Xb[i, j] = X[r, j]
-            for k in range(K):
-                Yb[i, k] = Y[r, k]
-            swb[i] = sw[r]
+        Xb, Yb, swb = _gather(X, Y, sw, perm, start, nb, ws, offs)
         if extras is not None and augment:
             _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
@@ -667,8 +674,6 @@ def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, ba
     Arguments, return value, stats and control as in train_epoch.
     """
     n = perm.shape[0]
-    d = X.shape[1]
-    K = Y.shape[1]
     offs = workspace_offsets(layout, batch_size - batch_size // SPLIT)
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
     losses = np.zeros(SPLIT)
@@ -689,16 +694,7 @@ def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, ba
             losses[h] = 0.0
             if rows > 0:
                 ws = ws2[h]
-                Xb = _block(ws, offs[0], rows, d)
-                Yb = _block(ws, offs[1], rows, K)
-                swb = _span(ws, offs[2], rows)
-                for i in range(rows):
-                    r = perm[lo + i]
-                    for j in range(d):
-                        Xb[i, j] = X[r, j]
-                    for k in range(K):
-                        Yb[i, k] = Y[r, k]
-                    swb[i] = sw[r]
+                Xb, Yb, swb = _gather(X, Y, sw, perm, lo, rows, ws, offs)
                 if seed != 0:
                     np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
                 losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
