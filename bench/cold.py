@@ -56,7 +56,8 @@ def cold(env: Env) -> list[Section]:
         rows.append(["first `nncli train` with configs/pima_regularized.yaml, empty cache (full kernels: batch "
                      "norm, input dropout)", Stat(full)])
     if warmup:
-        rows.append(["`nncli warmup` on an empty cache (both variants, float32 and float64)", Stat(warmup)])
+        rows.append(["`nncli warmup` on an empty cache (both variants and the two-core kernel, float32 and float64)",
+                     Stat(warmup)])
     body = (f"`{' '.join(['nncli', *train[len(nncli):]])}` with `NNCLI_CACHE_DIR` set to a new empty folder, "
             f"{rounds} round(s); wall seconds of the whole process.\n\n"
             + md_table(["what", "seconds"], rows))
