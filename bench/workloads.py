@@ -411,26 +411,20 @@ def gemm_only(rows: int, layers, batch: int, dtype, halves: bool = False):
     return lambda: timed(two_threads)
 
 
+def peak_system(n: int, dtype, calls: int = 1) -> Callable[[], float]:
+    """The matmul peak as an alternated system: seconds of the best of `calls` np.dot calls of n²
+    matrices (2n³ flops each)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    c = np.empty_like(a)
+    np.dot(a, a, out=c)  # warm: threads up, pages touched
+    return lambda: min(timed(lambda: np.dot(a, a, out=c)) for _ in range(calls))
+
+
 def matmul_peak(env: Env) -> dict:
     n = env.settings.peak_n
-    rng = np.random.default_rng(0)
-    systems = {}
-    for dtype in (np.float32, np.float64):
-        a = rng.standard_normal((n, n)).astype(dtype)
-        c = np.empty_like(a)
-        np.dot(a, a, out=c)  # warm: threads up, pages touched
-        systems[np.dtype(dtype).name] = lambda a=a, c=c: timed(lambda: np.dot(a, a, out=c))
+    systems = {np.dtype(dtype).name: peak_system(n, dtype) for dtype in (np.float32, np.float64)}
     seconds = alternate(systems, 2 * env.settings.repeats)  # cheap, and a peak wants a quiet moment
     return {name: Stat(s).map(lambda t: 2 * n**3 / t / 1e9) for name, s in seconds.items()}
-
-
-def round_peak(n: int, dtype) -> Callable[[], float]:
-    """The matmul peak as an alternated system: seconds of the best of three np.dot calls of n²
-    matrices, so that a workload's round can be set against the peak of that same round."""
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    c = np.empty_like(a)
-    return lambda: min(timed(lambda: np.dot(a, a, out=c)) for _ in range(3))
 
 
 def large(env: Env) -> list[Section]:
@@ -451,7 +445,8 @@ def large(env: Env) -> list[Section]:
             systems[f"sklearn {dt}"] = sklearn_system(LARGE_LAYERS, X.astype(dt), y.astype(dt), 1, batch, True)
             dtypes[f"sklearn {dt}"] = dt
     for dt in ("float32", "float64"):
-        systems[f"peak {dt}"] = round_peak(env.settings.peak_n, np.dtype(dt))
+        # the peak of each round, so that a round can be set against the machine's speed in it
+        systems[f"peak {dt}"] = peak_system(env.settings.peak_n, np.dtype(dt), calls=3)
     for dt in ("float32", "float64"):
         cfg = nncli.config.load(cfg_path, [f"train.dtype={dt}"])
         systems[f"nncli {dt}"] = nncli_system(
