@@ -421,6 +421,45 @@ def test_predict_into_a_closed_pipe_exits_quietly(files, tmp_path):
     assert proc.returncode == 0  # with pipefail: nncli's own exit status too
 
 
+# After a 4 MiB block is freed, is a 2 MiB array mapped from the system (mallinfo2's hblkhd grows)
+# rather than carved from the heap? Prints True or False; argv[1] == "1" applies the CLI's policy.
+_FRESH_PAGES = """
+import ctypes, sys
+import numpy as np
+from nncli import cli
+libc = ctypes.CDLL(None)
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc.mallinfo2.restype = Info
+if sys.argv[1] == "1":
+    cli._return_freed_blocks()
+block = np.ones(1 << 22, np.uint8)
+del block
+before = libc.mallinfo2().hblkhd
+array = np.ones(1 << 21, np.uint8)
+print(libc.mallinfo2().hblkhd - before >= 1 << 21)
+"""
+
+
+def test_commands_that_hold_a_training_array_give_freed_blocks_back(monkeypatch, files, tmp_path):
+    """train and inspect-grads set glibc's mmap threshold (the scaling bench's peak memory):
+    a freed block no longer raises it, so the next large allocation is mapped, not kept in a heap."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("needs glibc 2.33 or later (mallinfo2)")
+    seen = [subprocess.run([sys.executable, "-c", _FRESH_PAGES, flag], capture_output=True, text=True, env=ENV,
+                           check=True).stdout.strip() for flag in ("0", "1")]
+    assert seen == ["False", "True"]
+    calls = []
+    monkeypatch.setattr("nncli.cli._return_freed_blocks", lambda: calls.append(1))
+    assert invoke("train", CHURN, "--epochs", 1, "-o", tmp_path / "m.npz", "--quiet").exit_code == 0
+    assert invoke("inspect-grads", CHURN, "--epochs", 1, "--json").exit_code == 0
+    assert invoke("predict", files["model"], CHURN, "-o", tmp_path / "p.csv").exit_code == 0
+    assert len(calls) == 2  # not predict, which streams
+
+
 def test_warmup_compiles_the_kernels_for_both_dtypes_and_names_the_cache():
     from nncli.kernels import CACHE_DIR
 
