@@ -504,7 +504,7 @@ def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, 
             "(batch rows × weights ≥ 2²¹, batch ≥ 128) trains in two halves at once, one per core "
             "(nncli.kernels.mlp.train_epoch_split): each thread gathers its 128 rows and runs forward, loss and "
             "backward with a one-thread BLAS, then both threads sum the halves' gradients and apply Adam, each on "
-            "half of the parameters (three hand-offs per step).")
+            "half of the parameters; the threads meet at a spin barrier (nncli.kernels.sync) three times a step.")
     for dt in ("float32", "float64"):
         nn, gemm, halves = med[f"nncli {dt}"], med[f"numpy GEMMs only {dt}"], med[f"numpy GEMMs in halves {dt}"]
         share = lambda seconds: 100 * work / seconds / 1e9 / peak[dt]  # noqa: E731
@@ -521,7 +521,7 @@ def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, 
     text += (" These GEMMs are thin (k or n is 32 or 1; m is 128 rows a half), so even one BLAS thread per core "
              "runs them below the square-matrix peak. What nncli adds to the GEMMs is bias adds, activation and "
              f"derivative loops, the row gather, summing the halves' gradients and the Adam update of {n_params:,} "
-             "parameters per step, the hand-offs between the threads, and whatever differs between numba's BLAS "
+             "parameters per step, the waits at the barriers, and whatever differs between numba's BLAS "
              "(scipy's OpenBLAS) and numpy's. Why one BLAS thread per half: two calls at once into a two-thread "
              "OpenBLAS wait for each other's thread pool (on this machine, two threads each issuing half-batch "
              "GEMMs reached 56 GFLOP/s with two BLAS threads, 151 with one).")

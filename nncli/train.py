@@ -15,7 +15,7 @@ import numpy as np
 
 from nncli.data import changed, every_column, read_table, split_rows
 from nncli.errors import ConfigError, TrainingDiverged
-from nncli.kernels import losses, mlp, optim, precompile, record, threads
+from nncli.kernels import losses, mlp, optim, precompile, record, sync, threads
 from nncli.kernels.activations import N_PARAMS
 from nncli.kernels.layout import (CLIP_NORM, CLIP_VALUE, INPUT_DROPOUT, L1, L2, MIXUP, N_IN, N_OUT, NOISE, PIECES,
                                   TRAIN_HP_COLS)
@@ -34,8 +34,9 @@ PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on
 # the time at batches of 128 to 1024 for H from 8 to 512; at batch 64, 0.63-1.12; at 32,
 # 0.92-2.1: halves of fewer rows lose more to BLAS's lower speed on thinner matrices than the
 # second core gives. Small nets gained too (0.77-0.86 at 8 to 64 units, batch 256 or 768), but
-# their loop is a small part of a run, and the two-core kernel takes 8-11 s more to compile on an
-# empty cache, so only steps from 2^21 multiply-adds (32-128-128-1 at batch 128) split.
+# their loop is a small part of a run, and the two-core kernel takes about 4 s more to compile on
+# an empty cache, so only steps from 2^21 multiply-adds (32-128-128-1 at batch 128) split. (These
+# figures are from numba's parallel regions, which cost 6 us a step more than today's barriers.)
 SPLIT_MIN_MACS = 1 << 21
 SPLIT_MIN_BATCH = 128
 
@@ -134,9 +135,11 @@ def kernel_extras(network: Network, thp: np.ndarray | None = None, every: int = 
 
 
 def splits(network: Network, extras, batch_size: int) -> bool:
-    """Whether fit trains in half-batches (mlp.train_epoch_split): plain kernels, large steps."""
+    """Whether fit trains in half-batches (mlp.train_epoch_split): plain kernels, large steps, on a
+    platform where its waiting threads can give their cores away (sync.SUPPORTED)."""
     weights = int(np.sum(network.layout[:, N_IN] * network.layout[:, N_OUT] * network.layout[:, PIECES]))
-    return extras is None and batch_size >= SPLIT_MIN_BATCH and batch_size * weights >= SPLIT_MIN_MACS
+    return (sync.SUPPORTED and extras is None and batch_size >= SPLIT_MIN_BATCH
+            and batch_size * weights >= SPLIT_MIN_MACS)
 
 
 def logits(network: Network, X: np.ndarray, chunk: int = PREDICT_CHUNK) -> np.ndarray:
@@ -623,6 +626,8 @@ def warmup(dtypes=("float32", "float64")) -> dict:
         logits_loss(logits(net, data.X), LOSSES["huber"].code, loss_hp(cfg["train"]), data.Y, data.sw)
         z = np.zeros(3, dtype=dtype)
         activate_array(0, 0.0, 0.0, z, z.copy(), z.copy())
+        if not sync.SUPPORTED:
+            continue
         # a net whose steps split in halves (splits): train_epoch_split
         cfg = config_mod.load(None, ["train.epochs=1", f"train.batch_size={SPLIT_MIN_BATCH}", f"train.dtype={name}",
                                      "model.hidden=[{units: 256}, {units: 256}]"])

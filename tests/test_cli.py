@@ -489,7 +489,7 @@ def test_warmup_fills_an_empty_cache_with_every_variant(tmp_path):
     saved = json.loads(done.stdout)
     for name in ("train_epoch", "predict_logits", "loss_and_delta"):  # plain (none) and full (bool) variants
         assert {sig[-1] for sig in saved[name]} == {"none", "bool"}, (name, saved[name])
-    assert [sig[0] for sig in saved["train_epoch_split"]] == ["array(float32, 1d, C)"]  # large steps in halves
+    assert [sig[4] for sig in saved["train_epoch_split"]] == ["array(float32, 1d, C)"]  # theta: large steps in halves
     assert saved["parse_numbers"] == [["array(uint8, 1d, C)", "int64", "int64", "array(uint8, 2d, C)",
                                        "array(int64, 1d, C)"]]  # the blocks nncli.data passes (writable bytes)
 

@@ -2,6 +2,10 @@
 one-thread epoch (mlp.train_epoch): the same model to rounding, the same bits on one thread or two,
 the same stops."""
 
+import threading
+from types import SimpleNamespace
+
+import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -9,7 +13,7 @@ from threadpoolctl import threadpool_info
 from nncli import config
 from nncli import train as train_mod
 from nncli.errors import ConfigError
-from nncli.kernels import mlp, threads
+from nncli.kernels import mlp, sync, threads
 
 
 RUN_SPLIT = threads.train_epoch_split
@@ -128,11 +132,84 @@ def test_a_split_run_stops_where_the_loss_turns_non_finite(monkeypatch):
 
 
 def test_a_split_run_stops_when_asked(monkeypatch):
+    """control is read after a step's halves: the step is left undone, the weights as they were."""
     control = np.ones(1, dtype=np.int64)
     overrides = ["model.hidden=[{units: 8, activation: relu}]"]
-    theta, result, calls = _fit(monkeypatch, True, overrides, control=control)
+    theta, result, calls = _fit(monkeypatch, True, overrides, control=control, workers=2)
     assert calls and result.interrupted == {"epoch": 1, "step": 0, "global_step": 0}
     assert result.steps == 0
+    net = train_mod.build_network(3, 1, config.load(None, overrides)["model"], np.float32)
+    net.initialize(np.random.default_rng(0))  # as _fit does
+    np.testing.assert_array_equal(theta, net.theta)
+
+
+@numba.njit(nogil=True)
+def _meet(tid, n, flags, counts, seen):
+    """Each round: write this thread's count, meet, read the other's, meet again."""
+    for r in range(seen.shape[1]):
+        counts[tid] = r + 1
+        if sync.barrier(flags, n):
+            return False
+        seen[tid, r] = counts[1 - tid]
+        if sync.barrier(flags, n):
+            return False
+    return True
+
+
+def _in_thread(fn, *args):
+    """fn(*args) in a thread of its own; its result, or None if it is still running after 60 s."""
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn(*args)), daemon=True)
+    worker.start()
+    worker.join(60)
+    return out[0] if out else None
+
+
+def test_the_barrier_lets_no_thread_past_before_the_other_arrives():
+    """Two threads through 20,000 rounds: after each barrier a thread sees the other's write from
+    before it, never an older or a newer one."""
+    flags = np.zeros(sync.SIZE, dtype=np.int64)
+    counts = np.zeros(2, dtype=np.int64)
+    seen = np.zeros((2, 20_000), dtype=np.int64)
+    _meet(0, 1, np.zeros(sync.SIZE, dtype=np.int64), np.zeros(2, dtype=np.int64), seen[:, :0])  # compile
+    other = threading.Thread(target=_meet, args=(1, 2, flags, counts, seen), daemon=True)
+    other.start()
+    assert _in_thread(_meet, 0, 2, flags, counts, seen)
+    other.join(60)
+    rounds = np.arange(1, seen.shape[1] + 1)
+    np.testing.assert_array_equal(seen, [rounds, rounds])
+    assert flags[sync.COUNT] == 0 and flags[sync.GEN] == 2 * seen.shape[1]
+
+
+def test_a_thread_at_the_barrier_leaves_when_the_other_gives_up():
+    flags = np.zeros(sync.SIZE, dtype=np.int64)
+    seen = np.zeros((2, 3), dtype=np.int64)
+    _meet(0, 1, np.zeros(sync.SIZE, dtype=np.int64), np.zeros(2, dtype=np.int64), seen[:, :0])
+    threading.Timer(0.2, flags.__setitem__, (sync.ABORT, 1)).start()
+    assert _in_thread(_meet, 0, 2, flags, np.zeros(2, dtype=np.int64), seen) is False
+
+
+def test_an_error_in_the_second_thread_is_raised_and_nothing_waits_for_ever(monkeypatch):
+    """The second thread fails before its kernel starts: the first leaves its first barrier, and
+    fit raises the second thread's error."""
+    real = mlp.train_epoch_split
+
+    def failing(tid, *args):
+        if tid == 1:
+            raise RuntimeError("no second thread")
+        return real(tid, *args)
+
+    monkeypatch.setattr(threads, "mlp", SimpleNamespace(SPLIT=mlp.SPLIT, train_epoch_split=failing))
+    overrides = ["model.hidden=[{units: 8, activation: relu}]"]
+
+    def attempt():
+        try:
+            _fit(monkeypatch, True, overrides, workers=2)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    assert _in_thread(attempt) == "no second thread"  # None: still waiting after 60 s
 
 
 def test_only_large_steps_of_the_plain_kernels_split():

@@ -137,7 +137,7 @@ if CACHE:
     numba.config.CACHE_DIR = str(CACHE_DIR)
 
 
-def kernel(inline: str = "never", nogil: bool = False, parallel: bool = False):
+def kernel(inline: str = "never", nogil: bool = False):
     """numba.njit with the options every kernel shares: cached on disk, and numpy's error model.
 
     Under numba's default ("python") error model every float division checks its divisor to raise
@@ -145,5 +145,4 @@ def kernel(inline: str = "never", nogil: bool = False, parallel: bool = False):
     ran five times slower). With numpy's, x / 0 gives inf or nan as in numpy, which the training
     loop reports as a non-finite loss or gradient.
     """
-    return numba.njit(cache=CACHE, error_model="numpy", fastmath={"reassoc", "contract"}, inline=inline, nogil=nogil,
-                      parallel=parallel)
+    return numba.njit(cache=CACHE, error_model="numpy", fastmath={"reassoc", "contract"}, inline=inline, nogil=nogil)

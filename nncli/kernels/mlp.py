@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
+from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
@@ -45,6 +45,7 @@ from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
+from nncli.kernels.sync import STOP, atomic_load, atomic_store, barrier
 
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
 BLAS_MIN_MACS = 32768
@@ -652,43 +653,51 @@ def _share(n, h):
     return lo, min(n, lo + size) - lo
 
 
-@kernel(nogil=True, parallel=True)
-def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
-                      opt_code, opt_hp, s1, s2, t, train_hp, seed, ws2, grads2, stats, first_step, control):
+@kernel(nogil=True)
+def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size,
+                      loss_code, loss_hp, opt_code, opt_hp, s1, s2, t, train_hp, seed, ws2, grads2, stats, first_step,
+                      control):
     """train_epoch's plain variant (extras None: no batch norm, records or augmentation) for nets
     whose steps are large, with each batch split into two halves that run at once, one per core.
 
-    Each half gathers its rows and runs forward, loss and backward into its own work buffer
-    (ws2[h], carved by workspace_offsets for batch_size - batch_size // 2 rows) and gradient
-    (grads2[h]). The batch's gradient is their row-weighted sum (halves of the mean loss's
-    gradient combine exactly, so this trains the model train_epoch would, to rounding). Summing,
-    weight penalties, clipping by value, the squared norm, clipping by norm and the optimizer's
-    update are elementwise, so each thread does them on its share of theta (_share): three
-    parallel regions a step, with only the norm's check between the last two on one thread.
+    n_threads threads (1 or SPLIT) call this kernel at once, each with its number tid, the same
+    `sync` (int64, sync.SIZE, zeros; see nncli.kernels.sync) and `shared` (float64, 2 * SPLIT:
+    the halves' losses, then the shares' squared norms); nncli.kernels.threads starts them.
+    Thread tid does half h = tid of each batch (one thread: both halves, one after the other):
+    it gathers its rows and runs forward, loss and backward into its own work buffer (ws2[h],
+    carved by workspace_offsets for batch_size - batch_size // 2 rows) and gradient (grads2[h]).
+    The batch's gradient is their row-weighted sum (halves of the mean loss's gradient combine
+    exactly, so this trains the model train_epoch would, to rounding). Summing, weight penalties,
+    clipping by value, the squared norm, clipping by norm and the optimizer's update are
+    elementwise, so thread tid does them on share tid of theta (_share). The threads meet at a
+    barrier after the halves, after the sum (every thread then reads the same loss and norm, and
+    so takes the same decisions) and after the update.
 
     Every half reseeds numba's generator (per thread) with its own seed for its dropout masks, so
-    the result does not depend on how many threads run the halves: with numba.set_num_threads(1)
-    they run one after the other in one thread, to the same last bit. Both threads call BLAS: the caller limits BLAS to one thread of its own, since
-    two calls at once into a multi-threaded OpenBLAS wait for each other.
+    the result does not depend on the number of threads, to the last bit. Both threads call BLAS:
+    the caller limits BLAS to one thread of its own, since two calls at once into a
+    multi-threaded OpenBLAS wait for each other.
 
-    Arguments, return value, stats and control as in train_epoch.
+    control is read by thread 0 alone, once a step (after the halves; a stop then leaves the
+    step undone) and passed on through sync[STOP]. The other arguments, the return value and
+    stats (written by thread 0) are as in train_epoch.
     """
     n = perm.shape[0]
     offs = workspace_offsets(layout, batch_size - batch_size // SPLIT)
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
-    losses = np.zeros(SPLIT)
-    squares = np.zeros(SPLIT)
+    losses = shared[:SPLIT]
+    squares = shared[SPLIT:]
     P = theta.shape[0]
-    stats[STATUS] = OK
+    lead = tid == 0
+    if lead:
+        stats[STATUS] = OK
     step = first_step
     for start in range(first_step * batch_size, n, batch_size):
-        stats[STEP] = step
-        if control[0] != 0:
-            stats[STATUS] = INTERRUPTED
-            return t
+        if lead:
+            stats[STEP] = step
         nb = min(batch_size, n - start)
         first = nb // SPLIT
-        for h in prange(SPLIT):
+        for h in range(tid, SPLIT, n_threads):
             lo = start + h * first
             rows = first if h == 0 else nb - first
             losses[h] = 0.0
@@ -699,10 +708,12 @@ def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, ba
                     np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
                 losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
                                               swb, ws, offs, None)
+        if barrier(sync, n_threads):
+            return t
         share = first / nb
         a = theta.dtype.type(share)
         b = theta.dtype.type(1.0 - share)
-        for h in prange(SPLIT):  # the batch's gradient, each thread on its share of theta
+        for h in range(tid, SPLIT, n_threads):  # the batch's gradient, on this thread's share of theta
             lo, size = _share(P, h)
             g = _span(grad, lo, size)
             g0 = _span(grads2[0], lo, size)
@@ -716,28 +727,42 @@ def train_epoch_split(theta, running, grad, layout, layer_hp, X, Y, sw, perm, ba
             if penalty:
                 _penalize(theta, grad, layout, train_hp[L1], train_hp[L2], lo, lo + size)
             squares[h] = _clamp_and_square(grad, lo, lo + size, train_hp[CLIP_VALUE])
+        if lead:
+            atomic_store(sync, STOP, control[0] != 0)
+        if barrier(sync, n_threads):
+            return t
+        if atomic_load(sync, STOP) != 0:
+            if lead:
+                stats[STATUS] = INTERRUPTED
+            return t
         loss = share * losses[0] + (1.0 - share) * losses[1]
         if not math.isfinite(loss):
-            stats[STATUS] = NONFINITE_LOSS
+            if lead:
+                stats[STATUS] = NONFINITE_LOSS
             return t
         norm = math.sqrt(squares[0] + squares[1])
         if not math.isfinite(norm):
-            stats[STATUS] = NONFINITE_GRAD
+            if lead:
+                stats[STATUS] = NONFINITE_GRAD
             return t
         coef = _norm_coef(norm, train_hp[CLIP_NORM])
-        stats[CLIPPED_STEPS] += train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
-        stats[LAST_GRAD_NORM] = norm
         t += 1
-        for h in prange(SPLIT):  # clipping and the optimizer's update, each thread on its share
+        for h in range(tid, SPLIT, n_threads):  # clipping and the optimizer's update, on this thread's share
             lo, size = _share(P, h)
             if coef < 1.0:
                 for i in range(lo, lo + size):
                     grad[i] *= coef
             apply_updates(opt_code, opt_hp, _span(theta, lo, size), _span(grad, lo, size), _span(s1, lo, size),
                           _span(s2, lo, size), t, None)
-        stats[LOSS_SUM] += loss * nb
+        if lead:
+            stats[CLIPPED_STEPS] += train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
+            stats[LAST_GRAD_NORM] = norm
+            stats[LOSS_SUM] += loss * nb
+        if barrier(sync, n_threads):  # theta whole again before the next step's forward pass
+            return t
         step += 1
-    stats[STEP] = step
+    if lead:
+        stats[STEP] = step
     return t
 
 

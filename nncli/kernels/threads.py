@@ -1,18 +1,19 @@
-"""The cores a training run uses: mlp.train_epoch_split runs each half of a batch on its own
-thread (numba's threading layer), with BLAS held to one thread meanwhile."""
+"""The cores a training run uses: mlp.train_epoch_split runs each half of a batch on a thread of
+its own, with BLAS held to one thread meanwhile."""
 
 import contextlib
 import os
+import threading
 
-import numba
+import numpy as np
 
 from nncli.errors import ConfigError
-from nncli.kernels import mlp
+from nncli.kernels import mlp, sync
 
 
 def workers() -> int:
     """Threads for the halves of a split step: $NNCLI_THREADS if set, else the cores this process
-    may run on; at most mlp.SPLIT and numba's own thread count. The model does not depend on it."""
+    may run on; at most mlp.SPLIT. The model does not depend on it."""
     setting = os.environ.get("NNCLI_THREADS", "").strip()
     if setting:
         if not setting.isdigit() or int(setting) < 1:
@@ -20,7 +21,7 @@ def workers() -> int:
         wanted = int(setting)
     else:
         wanted = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(wanted, mlp.SPLIT, numba.config.NUMBA_NUM_THREADS))
+    return max(1, min(wanted, mlp.SPLIT))
 
 
 @contextlib.contextmanager
@@ -38,7 +39,34 @@ def single_threaded_blas(n_workers: int):
 
 
 def train_epoch_split(args: tuple, n_workers: int):
-    """mlp.train_epoch_split(*args) on n_workers threads; numba's thread count is per calling
-    thread, so it is set here, in the thread that runs the kernel."""
-    numba.set_num_threads(n_workers)
-    return mlp.train_epoch_split(*args)
+    """mlp.train_epoch_split on n_workers threads: this one runs thread 0, and one more thread (a
+    Python thread; the kernel holds no GIL) runs thread 1 for the epoch. args: the kernel's
+    arguments after tid, n_threads, sync and shared.
+
+    If a thread fails before its kernel starts, it sets sync[ABORT]: the other leaves its barrier
+    and returns, and the error is raised here, so that no thread waits for ever."""
+    flags = np.zeros(sync.SIZE, dtype=np.int64)
+    shared = np.zeros(2 * mlp.SPLIT)
+    if n_workers == 1 or len(args[8]) == 0:  # one thread, or the call that loads the kernel
+        return mlp.train_epoch_split(0, 1, flags, shared, *args)
+    failed = []
+
+    def second():
+        try:
+            mlp.train_epoch_split(1, n_workers, flags, shared, *args)
+        except BaseException as exc:  # handed to the first thread, which raises it
+            failed.append(exc)
+            flags[sync.ABORT] = 1
+
+    other = threading.Thread(target=second, name="nncli-half", daemon=True)
+    other.start()
+    try:
+        t = mlp.train_epoch_split(0, n_workers, flags, shared, *args)
+    except BaseException:
+        flags[sync.ABORT] = 1
+        raise
+    finally:
+        other.join()
+    if failed:
+        raise failed[0]
+    return t
