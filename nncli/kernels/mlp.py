@@ -148,8 +148,9 @@ _BLAS_KINDS = {types.float32: "s", types.float64: "d"}
 
 
 @intrinsic
-def _gemm(typingctx, A, B, C, trans_a, trans_b):
-    """C = op(A) @ op(B) through BLAS ?gemm, op(X) = X.T if trans_X else X; A, B, C C-contiguous.
+def _gemm(typingctx, A, B, C, trans_a, trans_b, add):
+    """C = op(A) @ op(B) (with add: C += op(A) @ op(B)) through BLAS ?gemm, op(X) = X.T if
+    trans_X else X; A, B, C C-contiguous.
 
     np.dot would do the same, but transposed operands cost it a copy, and its shape-checking
     error paths alone took a sixth of a cold compile. This calls the helper np.dot itself uses
@@ -175,14 +176,15 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b):
         flag = lambda t: builder.select(t, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
         dtype = sig.args[2].dtype
         one = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
-        zero = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
+        beta = cgutils.alloca_once_value(builder, builder.select(args[5], context.get_constant(dtype, 1.0),
+                                                                 context.get_constant(dtype, 0.0)))
         ptr = lambda x: builder.bitcast(x, void_p)
         status = builder.call(fn, (ir.Constant(char, kind), flag(args[4]), flag(args[3]), c_shape[1], c_shape[0], k,
-                                   ptr(one), ptr(b.data), b_shape[1], ptr(a.data), a_shape[1], ptr(zero),
+                                   ptr(one), ptr(b.data), b_shape[1], ptr(a.data), a_shape[1], ptr(beta),
                                    ptr(c.data), c_shape[1]))
         return builder.sext(status, ir.IntType(64))
 
-    return types.int64(A, B, C, trans_a, trans_b), codegen
+    return types.int64(A, B, C, trans_a, trans_b, add), codegen
 
 
 @kernel()
@@ -191,10 +193,13 @@ def dense_forward(A_in, W, b, Z):
     n, k = A_in.shape
     m = W.shape[1]
     if n * k * m >= BLAS_MIN_MACS:
-        _gemm(A_in, W, Z, False, False)
+        # Z starts as the bias and BLAS adds the product to it: with beta = 0 OpenBLAS first
+        # zeroes Z in a pass of its own, and adding b after took one more pass over Z (forward
+        # pass of 128 rows through 32-256-256-1: 165 -> 161 us, best of 15 x 500 calls)
         for i in range(n):
             for j in range(m):
-                Z[i, j] += b[j]
+                Z[i, j] = b[j]
+        _gemm(A_in, W, Z, False, False, True)
         return
     for i in range(n):
         for j in range(m):
@@ -212,7 +217,7 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
     m = delta.shape[1]
     big = n * k * m >= BLAS_MIN_MACS
     if big:
-        _gemm(A_in, delta, dW, True, False)
+        _gemm(A_in, delta, dW, True, False, False)
     else:
         dW[:, :] = 0.0
         for i in range(n):
@@ -227,7 +232,7 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
     if not want_dA:
         return
     if big:
-        _gemm(delta, W, dA_in, False, True)
+        _gemm(delta, W, dA_in, False, True, False)
         return
     for i in range(n):
         for p in range(k):
