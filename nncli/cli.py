@@ -582,7 +582,13 @@ def console() -> None:
     other failure to write is one line and exit code 7). Other callers of main(), including
     `python -m nncli` (so profilers and wrappers still get to run after it), keep the usual
     SystemExit.
+
+    It also tells numba that cffi is absent (sys.modules["cffi"] = None, unless something imported
+    it already): numba imports cffi and its C parser (pycparser) when it first types arguments,
+    in case one is a cffi function, which nncli never passes. That import took 15-30 ms of every
+    `nncli train` (python -X importtime).
     """
+    sys.modules.setdefault("cffi", None)
     try:
         main()
         code = 0
