@@ -132,7 +132,8 @@ def _span(typingctx, buf, off, n):
 
 @kernel(inline="always")
 def _layer_views(ws, offs, layout, l, nb):
-    """Layer l's buffers: Z (nb, width) pre-activation, A, D = dA/dZ (or maxout's winning piece),
+    """Layer l's buffers: Z (nb, width) pre-activation, A, D = dA/dZ (or maxout's winning piece; relu
+    in the plain kernels leaves it unwritten: see activation_forward),
     H (batch-normalized values), M (dropout scale), all (nb, units); mu, sig (units,)."""
     L = layout.shape[0]
     bs = offs[5 + L]
