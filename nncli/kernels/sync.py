@@ -35,52 +35,47 @@ SUPPORTED = sys.platform != "win32"
 _sched_yield = types.ExternalFunction("sched_yield", types.int32())
 
 
-def _slot(context, builder, sig, args):
-    array = make_array(sig.args[0])(context, builder, args[0])
-    return builder.gep(array.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
-
-
 def _int64_vector(arr) -> bool:
     return isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1 and arr.layout == "C"
+
+
+def _codegen(emit):
+    """Code for an intrinsic on arr[i] (arguments arr, i and maybe v): emit(builder, address of
+    arr[i], v as int64 or None) returns the result, or None for no result."""
+
+    def codegen(context, builder, sig, args):
+        array = make_array(sig.args[0])(context, builder, args[0])
+        address = builder.gep(array.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
+        value = context.cast(builder, args[2], sig.args[2], types.int64) if len(args) > 2 else None
+        result = emit(builder, address, value)
+        return context.get_dummy_value() if result is None else result
+
+    return codegen
+
+
+def _store(builder, address, value):
+    builder.store_atomic(value, address, "seq_cst", 8)
 
 
 @intrinsic
 def atomic_add(typingctx, arr, i, v):
     """arr[i] += v as one atomic step; returns the value before."""
-    if not _int64_vector(arr):
-        return None
-
-    def codegen(context, builder, sig, args):
-        value = context.cast(builder, args[2], sig.args[2], types.int64)
-        return builder.atomic_rmw("add", _slot(context, builder, sig, args), value, "seq_cst")
-
-    return types.int64(arr, i, v), codegen
+    if _int64_vector(arr):
+        return types.int64(arr, i, v), _codegen(lambda builder, at, v: builder.atomic_rmw("add", at, v, "seq_cst"))
 
 
 @intrinsic
 def atomic_load(typingctx, arr, i):
     """arr[i], read atomically (never hoisted out of a loop)."""
-    if not _int64_vector(arr):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_slot(context, builder, sig, args), "seq_cst", 8)
-
-    return types.int64(arr, i), codegen
+    if _int64_vector(arr):
+        return types.int64(arr, i), _codegen(lambda builder, at, _: builder.load_atomic(at, "seq_cst", 8))
 
 
 @intrinsic
 def atomic_store(typingctx, arr, i, v):
     """arr[i] = v, written atomically."""
-    if not _int64_vector(arr):
-        return None
-
-    def codegen(context, builder, sig, args):
-        value = context.cast(builder, args[2], sig.args[2], types.int64)
-        builder.store_atomic(value, _slot(context, builder, sig, args), "seq_cst", 8)
-        return context.get_dummy_value()
-
-    return types.none(arr, i, v), codegen
+    if _int64_vector(arr):
+        return types.none(arr, i, v), _codegen(_store)
 
 
 @kernel(inline="always")
