@@ -36,7 +36,8 @@ PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on
 # second core gives. Small nets gained too (0.77-0.86 at 8 to 64 units, batch 256 or 768), but
 # their loop is a small part of a run, and the two-core kernel takes about 4 s more to compile on
 # an empty cache, so only steps from 2^21 multiply-adds (32-128-128-1 at batch 128) split. (These
-# figures are from numba's parallel regions, which cost 6 us a step more than today's barriers.)
+# figures are from numba's parallel regions: three a step at about 6 us each, where the
+# barriers now cost about 0.3 us each.)
 SPLIT_MIN_MACS = 1 << 21
 SPLIT_MIN_BATCH = 128
 
