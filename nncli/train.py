@@ -26,7 +26,10 @@ from nncli.network import LayerSpec, Network, default_init
 from nncli.preprocess import SCAN_ROWS, Preprocessor, summarize
 from nncli.schedules import Schedule
 
-PREDICT_CHUNK = 1024  # rows per inference pass: 4096 ran 2-4x slower per row on the bench's 2-core machine
+# Rows per inference pass. Alone, 4096 runs faster per row (25 against 40 ns for an 8-12-8-1 net),
+# but inside `nncli predict`, beside the parse threads on two cores, 1024 was faster: 1.83-2.04
+# against 2.00-2.12 s on 2M rows (alternating runs); an earlier host had 4096 2-4x slower a row.
+PREDICT_CHUNK = 1024
 # A step of at least this many multiply-adds (batch rows x weights) on a batch of at least
 # SPLIT_MIN_BATCH rows trains in halves on two cores (mlp.train_epoch_split); the model depends on
 # this choice (to rounding), never on how many cores there are. Measured on 2 cores, epochs of
@@ -304,10 +307,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     empty = epoch_args(np.empty(0, np.int64), 0, 0, 0, 0)
     validation = None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))
     with precompile.training(empty, validation):  # on a cold cache, compiled on two cores
-        if split:
-            run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
-        else:
-            mlp.train_epoch(*empty)
+        run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
     if val is not None:
         logits(network, val.X[:1])
     compile_seconds = time.perf_counter() - t0
