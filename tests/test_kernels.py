@@ -1,6 +1,8 @@
 """The compiled core against three oracles: PyTorch reference values (tools/make_torch_reference.py),
 central finite differences, and the plain-numpy reference in tests/naive.py. All in float64."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -338,6 +340,82 @@ def test_blas_without_the_scipy_linalg_package_gives_the_same_numbers(tmp_path):
     rng = np.random.default_rng(0)
     A, W, b = rng.normal(size=(300, 40)), rng.normal(size=(40, 7)), rng.normal(size=7)
     np.testing.assert_allclose(out["direct"][1], A @ W + b, rtol=1e-12, atol=1e-12)
+
+
+_CACHED = """
+import json, sys
+import numba
+import numpy as np
+from numba.core.registry import cpu_target
+from nncli import config
+from nncli.kernels import mlp
+from nncli.train import Arrays, build_network, fit, logits
+
+context, refreshes = cpu_target.target_context, []
+refresh = context.refresh
+context.refresh = lambda: refreshes.append(1) or refresh()
+cfg = config.load(None, ["train.epochs=2", "train.batch_size=16", "train.dtype=float32",
+                         "model.hidden=[{units: 5, activation: relu}]"])
+rng = np.random.default_rng(0)
+X = rng.normal(size=(64, 3))
+net = build_network(3, 1, cfg["model"], np.dtype("float32"))
+net.initialize(rng)
+fit(net, Arrays(X, (X[:, :1] > 0).astype(float), np.ones(64)), None, cfg["train"], "binary")
+out = logits(net, X)
+before = len(refreshes)
+total = numba.njit(lambda a: np.sum(a * 2.0))(np.arange(4.0))  # a compile after the loads
+hits = sum(sum(k.stats.cache_hits.values()) for k in (mlp.train_epoch, mlp.predict_logits))
+print(json.dumps({"theta": net.theta.astype(float).tolist(), "out": out.astype(float).tolist(),
+                  "refreshes": [before, len(refreshes)], "total": float(total), "hits": hits}))
+"""
+
+
+def test_kernels_load_from_the_cache_without_numba_compiler_registries(tmp_path):
+    """Kernels read from the cache load through _CacheLoad, which sets up numba's runtime but does
+    not refresh (load) numba's compiler registries (start-up time). A process that loads them must
+    train and predict as the process that compiled them, and a compile afterwards must still
+    refresh and work."""
+    env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _CACHED], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs.append(json.loads(proc.stdout))
+    compiled, loaded = runs
+    assert compiled["hits"] == 0 and compiled["refreshes"][0] > 0
+    assert loaded["hits"] == 2 and loaded["refreshes"][0] == 0 < loaded["refreshes"][1]
+    assert loaded["total"] == compiled["total"] == 12.0
+    np.testing.assert_allclose(loaded["theta"], compiled["theta"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(loaded["out"], compiled["out"], rtol=1e-6, atol=1e-6)
+
+
+def test_the_kernel_modules_leave_numba_array_code_generation_unimported():
+    """numba.np.arrayobj (0.04 s to import) is for compiling nncli's intrinsics only."""
+    script = ("import pkgutil, sys, importlib\nimport nncli.kernels as k\n"
+              "for m in pkgutil.iter_modules(k.__path__): importlib.import_module('nncli.kernels.' + m.name)\n"
+              "print('numba.np.arrayobj' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+def test_every_kernel_loads_through_the_light_cache():
+    """Each compiled function in nncli.kernels reads its cache through _CacheLoad."""
+    import importlib
+    import pkgutil
+
+    import numba
+
+    import nncli.kernels as package
+
+    if not package.CACHE:
+        pytest.skip("no writable cache folder: kernels are compiled in memory")
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"nncli.kernels.{info.name}")
+        found += [(info.name, name, type(value._cache).__name__) for name, value in vars(module).items()
+                  if isinstance(value, numba.core.registry.CPUDispatcher) and value.__module__ == module.__name__]
+    assert len(found) > 40
+    assert [f for f in found if f[2] != "_CacheLoad"] == []
 
 
 def test_dense_kernels_refuse_arrays_blas_would_misread():

@@ -5,15 +5,13 @@ takes one pass or two over a column where numpy takes several, with temporary ar
 
 import math
 
-import numba
-
-from nncli.kernels import CACHE
+from nncli.kernels import jit
 
 # no NaN and no infinity, so that LLVM may vectorize the minimum and maximum as well as the sums
 _FAST = {"reassoc", "contract", "nsz", "nnan", "ninf", "arcp"}
 
 
-@numba.njit(cache=CACHE, nogil=True, error_model="numpy", fastmath=_FAST)
+@jit(nogil=True, fastmath=_FAST)
 def moments(x):
     """(mean, sum of squared deviations from it, min, max) of x: a contiguous float64 array of at
     least one value, none of them NaN or infinite (the results are undefined otherwise)."""
@@ -31,7 +29,7 @@ def moments(x):
     return mean, m2, lo, hi
 
 
-@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+@jit(nogil=True)
 def standardize(x, center, scale, fill, X, j):
     """X[i, j] = (x[i] - center) / scale for every row i, `fill` where that is NaN (x missing): the
     same IEEE operations as numpy's, in float64, then rounded to X's dtype (no fast-math here)."""

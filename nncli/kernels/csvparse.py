@@ -20,7 +20,7 @@ at once on two threads.
 import numba
 import numpy as np
 
-from nncli.kernels import CACHE
+from nncli.kernels import jit
 
 _POWERS = np.array([float(f"1e{k}") for k in range(23)])  # exact in float64
 _EXACT = np.uint64(2**53)  # integers up to here are exact in float64
@@ -36,7 +36,7 @@ _PAIRS, _MIX_A, _MIX_B = _U(0x000000FF000000FF), _U(100 + (1000000 << 32)), _U(1
 _INT_POWERS = np.array([10**k for k in range(9)], dtype=np.uint64)
 
 
-@numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+@jit(nogil=True)
 def parse_numbers(data, width, delimiter, missing, lengths):
     """Parse `data` (uint8 bytes of whole lines) into a float64 array (width, lines) and the number of
     rows it holds: columns [:, :rows] are the cells, NaN where a missing string (missing[k, :lengths[k]])

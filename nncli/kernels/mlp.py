@@ -36,9 +36,8 @@ from numba import types
 from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
 
-from nncli.kernels import kernel
+from nncli.kernels import arrayobj, kernel
 from nncli.kernels import record
 from nncli.kernels.activations import MAXOUT, PRELU, RELU, RRELU, activate_rows, leaky_relu
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
@@ -90,14 +89,15 @@ def _view_codegen(ret):
     """Code for an unowned C-contiguous view `ret` of buf[off:]; args: buf, off, then the shape."""
 
     def codegen(context, builder, sig, args):
+        arrays = arrayobj()
         off, *shape = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:]))
-        src = make_array(sig.args[0])(context, builder, args[0])
-        out = make_array(ret)(context, builder)
+        src = arrays.make_array(sig.args[0])(context, builder, args[0])
+        out = arrays.make_array(ret)(context, builder)
         itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ret.dtype)))
         strides = [itemsize]
         for extent in reversed(shape[1:]):
             strides.insert(0, builder.mul(extent, strides[0]))
-        populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, shape),
+        arrays.populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, shape),
                        strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None, parent=None)
         return impl_ret_untracked(context, builder, ret, out._getvalue())
 
@@ -170,7 +170,7 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b, add):
 
     def codegen(context, builder, sig, args):
         a_ty, b_ty, c_ty = sig.args[:3]
-        a, b, c = (make_array(t)(context, builder, v) for t, v in zip((a_ty, b_ty, c_ty), args[:3]))
+        a, b, c = (arrayobj().make_array(t)(context, builder, v) for t, v in zip((a_ty, b_ty, c_ty), args[:3]))
         char = ir.IntType(8)
         void_p = ir.IntType(8).as_pointer()
         intp = context.get_value_type(types.intp)

@@ -20,9 +20,8 @@ import sys
 
 from numba import types
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array
 
-from nncli.kernels import kernel
+from nncli.kernels import arrayobj, kernel
 
 # Slots of sync, a cache line (8 int64) apart so that the waiting threads' reads of GEN do not
 # share a line with the counter the arriving ones write.
@@ -44,7 +43,7 @@ def _codegen(emit):
     arr[i], v as int64 or None) returns the result, or None for no result."""
 
     def codegen(context, builder, sig, args):
-        array = make_array(sig.args[0])(context, builder, args[0])
+        array = arrayobj().make_array(sig.args[0])(context, builder, args[0])
         address = builder.gep(array.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
         value = context.cast(builder, args[2], sig.args[2], types.int64) if len(args) > 2 else None
         result = emit(builder, address, value)
