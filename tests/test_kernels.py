@@ -346,6 +346,7 @@ _CACHED = """
 import json, sys
 import numba
 import numpy as np
+from numba.core import entrypoints
 from numba.core.registry import cpu_target
 from nncli import config
 from nncli.kernels import mlp
@@ -362,19 +363,20 @@ net = build_network(3, 1, cfg["model"], np.dtype("float32"))
 net.initialize(rng)
 fit(net, Arrays(X, (X[:, :1] > 0).astype(float), np.ones(64)), None, cfg["train"], "binary")
 out = logits(net, X)
-before = len(refreshes)
+before, extensions = len(refreshes), [entrypoints._already_initialized]
 total = numba.njit(lambda a: np.sum(a * 2.0))(np.arange(4.0))  # a compile after the loads
+extensions.append(entrypoints._already_initialized)
 hits = sum(sum(k.stats.cache_hits.values()) for k in (mlp.train_epoch, mlp.predict_logits))
 print(json.dumps({"theta": net.theta.astype(float).tolist(), "out": out.astype(float).tolist(),
-                  "refreshes": [before, len(refreshes)], "total": float(total), "hits": hits}))
+                  "refreshes": [before, len(refreshes)], "extensions": extensions, "total": float(total), "hits": hits}))
 """
 
 
 def test_kernels_load_from_the_cache_without_numba_compiler_registries(tmp_path):
     """Kernels read from the cache load through _CacheLoad, which sets up numba's runtime but does
-    not refresh (load) numba's compiler registries (start-up time). A process that loads them must
-    train and predict as the process that compiled them, and a compile afterwards must still
-    refresh and work."""
+    not refresh (load) numba's compiler registries, and they skip numba's extension hook (start-up
+    time). A process that loads them must train and predict as the process that compiled them,
+    and another function compiled afterwards must still refresh, run the hook and work."""
     env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path / "cache"))
     runs = []
     for _ in range(2):
@@ -385,6 +387,7 @@ def test_kernels_load_from_the_cache_without_numba_compiler_registries(tmp_path)
     assert compiled["hits"] == 0 and compiled["refreshes"][0] > 0
     assert loaded["hits"] == 2 and loaded["refreshes"][0] == 0 < loaded["refreshes"][1]
     assert loaded["total"] == compiled["total"] == 12.0
+    assert loaded["extensions"] == [False, True]  # the hook still runs for other functions
     np.testing.assert_allclose(loaded["theta"], compiled["theta"], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(loaded["out"], compiled["out"], rtol=1e-6, atol=1e-6)
 

@@ -172,6 +172,13 @@ def arrayobj():
     return module
 
 
+def _no_extensions():
+    """The first call of a numba function runs numba's extension hook: it reads the entry points
+    of every installed package (20-35 ms) to initialize third-party numba extensions, which add
+    types and functions. nncli's kernels take numpy arrays and scalars and call only numba's own
+    implementations, so theirs does nothing; other numba functions in the process keep the hook."""
+
+
 def jit(**options):
     """numba.njit, cached on disk (through _CacheLoad) and with numpy's error model.
 
@@ -186,6 +193,8 @@ def jit(**options):
         dispatcher = decorate(func)
         if FunctionCache is not None and type(getattr(dispatcher, "_cache", None)) is FunctionCache:
             dispatcher._cache = _CacheLoad(func)
+        if hasattr(dispatcher, "_compilation_chain_init_hook"):
+            dispatcher._compilation_chain_init_hook = _no_extensions
         return dispatcher
 
     return compiled
