@@ -141,7 +141,9 @@ if CACHE:
 try:
     from numba.core.caching import FunctionCache
     from numba.core.runtime.nrt import rtsys
-except ImportError:  # numba laid out differently: its own cache loads as it always does
+
+    FunctionCache._load_overload, FunctionCache._guard_against_spurious_io_errors  # noqa: B018  (used below)
+except (ImportError, AttributeError):  # numba laid out differently: its own cache loads as it always does
     FunctionCache = None
 else:
     class _CacheLoad(FunctionCache):
@@ -180,7 +182,8 @@ def _no_extensions():
 
 
 def jit(**options):
-    """numba.njit, cached on disk (through _CacheLoad) and with numpy's error model.
+    """numba.njit, cached on disk (read through _CacheLoad, without numba's extension hook) and
+    with numpy's error model.
 
     Under numba's default ("python") error model every float division checks its divisor to raise
     ZeroDivisionError; that branch stops LLVM from vectorizing the loop around it (the Adam update
