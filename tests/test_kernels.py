@@ -290,7 +290,7 @@ def test_blas_and_loop_paths_give_the_same_gradient():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n,k,m", [(3, 4, 5), (300, 40, 7), (257, 9, 130)])  # loops; BLAS; BLAS
+@pytest.mark.parametrize("n,k,m", [(3, 4, 5), (10, 8, 1), (7, 5, 3), (300, 40, 7), (257, 9, 130)])  # loops (narrow: m < 4); BLAS
 def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
     rng = np.random.default_rng(n)
     A, W, b, delta = (rng.normal(size=s).astype(dtype) for s in [(n, k), (k, m), (m,), (n, m)])
