@@ -27,6 +27,17 @@ def softmax(Z: np.ndarray) -> np.ndarray:
     return E / E.sum(axis=1, keepdims=True)
 
 
+def binary_labels(z: np.ndarray) -> np.ndarray:
+    """The class index that probabilities() of a binary model gives the logits z, without them.
+
+    There p1 = 0.5 * (1 + tanh(z / 2)) in float64 and the label is 1 where p1 > p0 = 1 - p1.
+    For p1 >= 0.5, 1 - p1 is exact, so the label is 1 exactly where 1 + tanh(z / 2) > 1, that
+    is where tanh(z / 2) > 2**-53 (1 + 2**-53 rounds to 1). tanh(x) is x for |x| that small, and
+    z / 2 is exact: the label is z > 2**-52 (0 for NaN, as p1 > p0 is False there).
+    """
+    return (z > 2.0**-52).astype(np.intp)
+
+
 def probabilities(model: Model, X: np.ndarray) -> np.ndarray:
     """Class probabilities (n, K) for classifiers; predicted values (n, 1) for regression."""
     Z = logits(model.network, X).astype(np.float64)
@@ -108,7 +119,8 @@ def output_columns(model: Model, table: Table, proba: bool, keep: list[str]) -> 
     proba the class probabilities; class labels as indices into model.prep.labels."""
     table = model.prep.match_columns(table)
     X = model.prep.transform(table, model.network.dtype)
-    P = probabilities(model, X)
+    labels_only = model.prep.task == "binary" and not proba
+    P = None if labels_only else probabilities(model, X)
     out = {}
     for name in keep:
         if name not in table.frame.columns:
@@ -117,8 +129,10 @@ def output_columns(model: Model, table: Table, proba: bool, keep: list[str]) -> 
     if model.prep.task == "regression":
         out["prediction"] = P[:, 0]
     else:
-        # argmax; for two classes the same index (the first of equals, 0 for NaN) by one comparison
-        idx = (P[:, 1] > P[:, 0]).astype(np.intp) if P.shape[1] == 2 else P.argmax(axis=1)
+        if labels_only:
+            idx = binary_labels(logits(model.network, X)[:, 0])
+        else:  # argmax; for two classes the same index (the first of equals, 0 for NaN) by one comparison
+            idx = (P[:, 1] > P[:, 0]).astype(np.intp) if P.shape[1] == 2 else P.argmax(axis=1)
         out["prediction"] = _Labels(idx, model.prep.decode_labels(np.arange(len(model.prep.labels))))
         if proba:
             for k, label in enumerate(model.prep.labels):

@@ -9,7 +9,7 @@ import pytest
 
 from nncli import config, model
 from nncli.errors import ModelFileError
-from nncli.predict import probabilities
+from nncli.predict import binary_labels, probabilities, sigmoid
 from nncli.train import logits, train
 
 
@@ -165,3 +165,20 @@ def test_a_file_from_before_derived_features_still_loads(saved, tmp_path):
     assert not any(f.derived for f in old.prep.features) and old.prep.ranges == {}
     assert old.prep.source_columns() == new.prep.source_columns()
     np.testing.assert_array_equal(old.network.theta, new.network.theta)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_labels_are_the_labels_of_the_probabilities(dtype):
+    """predict without --proba takes a binary model's label from the logit alone (binary_labels):
+    the label the probabilities give (p1 > p0), also at the edge z = 2**-52, around zero, for NaN
+    and for infinities."""
+    rng = np.random.default_rng(0)
+    edge = dtype(2.0**-52)
+    around = [np.nextafter(edge, dtype(1)) * k for k in range(1, 40)] + [edge * k / 8 for k in range(-40, 40)]
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, edge, np.nextafter(edge, dtype(1)), np.nextafter(edge, dtype(0))]
+    z = np.concatenate([np.array(special + around, dtype=dtype),
+                        (rng.normal(size=20000) * 10.0 ** rng.integers(-20, 2, 20000)).astype(dtype)])
+    p1 = sigmoid(z.astype(np.float64))
+    expected = (p1 > 1.0 - p1).astype(np.intp)
+    assert 0 < expected.sum() < len(z)
+    np.testing.assert_array_equal(binary_labels(z), expected)
