@@ -102,7 +102,8 @@ def _view_codegen(ret):
         for extent in reversed(shape[1:]):
             strides.insert(0, builder.mul(extent, strides[0]))
         arrays.populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, shape),
-                       strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None, parent=None)
+                              strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None,
+                              parent=None)
         return impl_ret_untracked(context, builder, ret, out._getvalue())
 
     return codegen
