@@ -190,11 +190,12 @@ def jit(**options):
     ran five times slower). With numpy's, x / 0 gives inf or nan as in numpy, which the training
     loop reports as a non-finite loss or gradient.
     """
-    decorate = numba.njit(cache=CACHE, error_model="numpy", **options)
+    light = CACHE and FunctionCache is not None
+    decorate = numba.njit(cache=CACHE and not light, error_model="numpy", **options)
 
     def compiled(func):
         dispatcher = decorate(func)
-        if FunctionCache is not None and type(getattr(dispatcher, "_cache", None)) is FunctionCache:
+        if light:  # what numba's cache=True does (enable_caching), with our cache class
             dispatcher._cache = _CacheLoad(func)
         if hasattr(dispatcher, "_compilation_chain_init_hook"):
             dispatcher._compilation_chain_init_hook = _no_extensions
