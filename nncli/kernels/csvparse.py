@@ -19,6 +19,7 @@ at once on two threads.
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from nncli.kernels import jit
 
@@ -31,9 +32,30 @@ _NEWLINE, _RETURN, _QUOTE, _PLUS, _MINUS, _DOT, _ZERO, _NINE = 10, 13, 34, 43, 4
 _U = np.uint64
 _ASCII_ZEROS, _LOW7, _TO_TEN, _HIGH = _U(0x3030303030303030), _U(0x7F7F7F7F7F7F7F7F), _U(0x7676767676767676), \
     _U(0x8080808080808080)
-_BYTE_INDEX = _U(0x0001020304050607)  # times 2**(8c), its top byte is c
 _PAIRS, _MIX_A, _MIX_B = _U(0x000000FF000000FF), _U(100 + (1000000 << 32)), _U(1 + (10000 << 32))  # 8 digits' value
 _INT_POWERS = np.array([10**k for k in range(9)], dtype=np.uint64)
+
+
+@jit(inline="always")
+def _load8(data, j):
+    """The eight bytes data[j:j + 8] as one little-endian uint64 (j unsigned: no wraparound check,
+    so that LLVM makes the eight loads one)."""
+    return (_U(data[j]) | (_U(data[j + _U(1)]) << _U(8)) | (_U(data[j + _U(2)]) << _U(16))
+            | (_U(data[j + _U(3)]) << _U(24)) | (_U(data[j + _U(4)]) << _U(32))
+            | (_U(data[j + _U(5)]) << _U(40)) | (_U(data[j + _U(6)]) << _U(48))
+            | (_U(data[j + _U(7)]) << _U(56)))
+
+
+@jit(inline="always")
+def _digit_run(word):
+    """(count, value): how many of the eight bytes in `word` (ASCII, little-endian) are digits before
+    the first that is not (8 if all are), and the number those digits make."""
+    x = word ^ _ASCII_ZEROS  # a digit byte: its value
+    count = trailing_zeros((((x & _LOW7) + _TO_TEN) | x) & _HIGH) >> _U(3)  # top bit: not a digit
+    x = x << ((_U(64) - _U(8) * count) & _U(63))  # the digits as the last of eight
+    x = x * _U(10) + (x >> _U(8))
+    x = ((x & _PAIRS) * _MIX_A + ((x >> _U(16)) & _PAIRS) * _MIX_B) >> _U(32)
+    return count, x if count else _U(0)
 
 
 @jit(nogil=True)
@@ -43,9 +65,12 @@ def parse_numbers(data, width, delimiter, missing, lengths):
     stands, or rows = -1 where the block is not one this parser takes (the module docstring).
 
     One flat function: numba passes an array to a compiled callee with a reference count update,
-    which cost more than the parsing itself here. Digits go eight at a time: which bytes of one
-    uint64 are digits, and their value, take a few integer operations (SWAR), not a byte-by-byte
-    loop whose exit the branch predictor misses on every cell.
+    which cost more than the parsing itself here (the helpers above are inlined in numba's IR).
+    Digits go eight at a time: which bytes of one uint64 are digits, and their value, take a few
+    integer operations (SWAR), not a byte-by-byte loop whose exit the branch predictor misses on
+    every cell. A cell of up to 8 digits either side of a point, the common one, takes a short way
+    with no loop and one branch that depends on the cell (whether it has a point); any other cell
+    goes the general way, which reads any number this parser takes.
     """
     n = data.shape[0]
     lines = 1
@@ -59,94 +84,110 @@ def parse_numbers(data, width, delimiter, missing, lengths):
         for t in range(lengths[k]):
             if missing[k, t] == _NEWLINE or missing[k, t] == _RETURN or missing[k, t] == _QUOTE:
                 return out, -1
-    pos, row = 0, 0
-    while pos < n:
-        for col in range(width):
-            last = col == width - 1
-            i = pos
-            # bitwise, not `and`/`or`: a branch on the sign would be mispredicted on every other cell
-            negative = i < n and data[i] == _MINUS
-            i += negative | (i < n and data[i] == _PLUS)
-            mantissa, digits, scale = _U(0), 0, 0
-            for part in range(2):  # the digits before a point, then those after it
-                start = i
-                while i + 8 <= n:
-                    j = _U(i)  # unsigned: no wraparound branch, so LLVM makes the eight loads one
-                    x = (_U(data[j]) | (_U(data[j + _U(1)]) << _U(8)) | (_U(data[j + _U(2)]) << _U(16))
-                         | (_U(data[j + _U(3)]) << _U(24)) | (_U(data[j + _U(4)]) << _U(32))
-                         | (_U(data[j + _U(5)]) << _U(40)) | (_U(data[j + _U(6)]) << _U(48))
-                         | (_U(data[j + _U(7)]) << _U(56))) ^ _ASCII_ZEROS  # a digit byte: its value
-                    other = (((x & _LOW7) + _TO_TEN) | x) & _HIGH  # top bit of each byte not a digit
-                    count = _U(8) if other == 0 else (((other & (~other + _U(1))) >> _U(7)) * _BYTE_INDEX) >> _U(56)
-                    if count:
-                        if count < 8:
-                            x = x << (_U(8) * (_U(8) - count))  # the digits as the last of eight
-                        x = x * _U(10) + (x >> _U(8))
-                        x = ((x & _PAIRS) * _MIX_A + ((x >> _U(16)) & _PAIRS) * _MIX_B) >> _U(32)
-                        mantissa = mantissa * _INT_POWERS[count] + (x & _U(0xFFFFFFFF))
-                    i += numba.int64(count)
-                    if count < 8:
-                        break
-                else:
-                    while i < n and _ZERO <= data[i] <= _NINE:
-                        mantissa = mantissa * _U(10) + _U(data[i] - _ZERO)
-                        i += 1
-                digits += i - start
-                if part == 1:
-                    scale = start - i
-                if part == 1 or i >= n or data[i] != _DOT:
+    pos, row, col = 0, 0, 0
+    while pos < n or col:  # a cell at a time (the last cell of a line may start at the end: "1,")
+        last = col == width - 1
+        if pos + 24 <= n:  # the short way: [+-]digits[.digits], at most 8 digits either side
+            p = _U(pos)
+            negative = data[p] == _MINUS
+            q = p + _U(negative | (data[p] == _PLUS))
+            whole, mantissa = _digit_run(_load8(data, q))
+            e = q + whole
+            fraction = _U(0)
+            if data[e] == _DOT:
+                fraction, after = _digit_run(_load8(data, e + _U(1)))
+                e += _U(1) + fraction
+                mantissa = mantissa * _INT_POWERS[fraction] + after
+            end = data[e]
+            crlf = last and end == _RETURN and data[e + _U(1)] == _NEWLINE
+            # (a ninth digit either side is not the point or the cell's end: the general way reads it)
+            if ((whole + fraction > _U(0)) & (mantissa <= _EXACT) & ((mantissa != _U(0)) | (not negative))
+                    & ((end == _NEWLINE) | crlf if last else end == delimiter)):
+                # the general way's value, by the same one correctly rounded division (by 1 for no point)
+                out[col, row] = float(mantissa) / _POWERS[fraction] * (1.0 - 2.0 * negative)
+                pos = numba.int64(e) + 1 + crlf
+                col += 1
+                if col == width:
+                    col, row = 0, row + 1
+                continue
+        i = pos
+        # bitwise, not `and`/`or`: a branch on the sign would be mispredicted on every other cell
+        negative = i < n and data[i] == _MINUS
+        i += negative | (i < n and data[i] == _PLUS)
+        mantissa, digits, scale = _U(0), 0, 0
+        for part in range(2):  # the digits before a point, then those after it
+            start = i
+            while i + 8 <= n:
+                count, value = _digit_run(_load8(data, _U(i)))
+                mantissa = mantissa * _INT_POWERS[count] + value
+                i += numba.int64(count)
+                if count < 8:
                     break
-                i += 1
-            ok = 0 < digits <= _DIGITS
-            if ok and i < n and (data[i] == 101 or data[i] == 69):  # e, E
-                i += 1
-                sign = 1
-                if i < n and (data[i] == _PLUS or data[i] == _MINUS):
-                    sign = -1 if data[i] == _MINUS else 1
+            else:
+                while i < n and _ZERO <= data[i] <= _NINE:
+                    mantissa = mantissa * _U(10) + _U(data[i] - _ZERO)
                     i += 1
-                exponent, start = 0, i
-                while i < n and _ZERO <= data[i] <= _NINE and i - start < 5:
-                    exponent = exponent * 10 + (data[i] - _ZERO)
+            digits += i - start
+            if part == 1:
+                scale = start - i
+            if part == 1 or i >= n or data[i] != _DOT:
+                break
+            i += 1
+        ok = 0 < digits <= _DIGITS
+        if ok and i < n and (data[i] == 101 or data[i] == 69):  # e, E
+            i += 1
+            sign = 1
+            if i < n and (data[i] == _PLUS or data[i] == _MINUS):
+                sign = -1 if data[i] == _MINUS else 1
+                i += 1
+            exponent, start = 0, i
+            while i < n and _ZERO <= data[i] <= _NINE and i - start < 5:
+                exponent = exponent * 10 + (data[i] - _ZERO)
+                i += 1
+            ok = 0 < i - start <= 4
+            scale += sign * exponent
+        ok = ok & (mantissa <= _EXACT) & ((mantissa != 0) | (not negative)) & (-22 <= scale) & (scale <= 22)
+        if ok:
+            ended = not last and i < n and data[i] == delimiter
+            if last:
+                if i < n and data[i] == _RETURN and i + 1 < n and data[i + 1] == _NEWLINE:
                     i += 1
-                ok = 0 < i - start <= 4
-                scale += sign * exponent
-            ok = ok & (mantissa <= _EXACT) & ((mantissa != 0) | (not negative)) & (-22 <= scale) & (scale <= 22)
-            if ok:
-                ended = not last and i < n and data[i] == delimiter
-                if last:
-                    if i < n and data[i] == _RETURN and i + 1 < n and data[i + 1] == _NEWLINE:
-                        i += 1
-                    ended = i >= n or data[i] == _NEWLINE
-                if ended:
-                    value = float(mantissa)
-                    value = value * _POWERS[scale] if scale >= 0 else value / _POWERS[-scale]
-                    out[col, row] = value * (1.0 - 2.0 * negative)  # exact
-                    pos = i + 1
-                    continue
-            # not a number this parser takes, or more follows: the whole cell, a missing string?
-            end = pos
-            while end < n and data[end] != delimiter and data[end] != _NEWLINE:
-                end += 1
-            if last == (end < n and data[end] == delimiter):  # too few or too many cells
-                return out, -1
-            stop = end - 1 if last and end > pos and data[end - 1] == _RETURN else end  # \r\n
-            if width == 1 and stop == pos:  # a blank line: pandas skips it
-                return out, -1
-            found = False
-            for k in range(lengths.shape[0]):
-                if lengths[k] == stop - pos:
-                    found = True
-                    for t in range(lengths[k]):
-                        if data[pos + t] != missing[k, t]:
-                            found = False
-                            break
-                    if found:
+                ended = i >= n or data[i] == _NEWLINE
+            if ended:
+                value = float(mantissa)
+                value = value * _POWERS[scale] if scale >= 0 else value / _POWERS[-scale]
+                out[col, row] = value * (1.0 - 2.0 * negative)  # exact
+                pos = i + 1
+                col += 1
+                if col == width:
+                    col, row = 0, row + 1
+                continue
+        # not a number this parser takes, or more follows: the whole cell, a missing string?
+        end = pos
+        while end < n and data[end] != delimiter and data[end] != _NEWLINE:
+            end += 1
+        if last == (end < n and data[end] == delimiter):  # too few or too many cells
+            return out, -1
+        stop = end - 1 if last and end > pos and data[end - 1] == _RETURN else end  # \r\n
+        if width == 1 and stop == pos:  # a blank line: pandas skips it
+            return out, -1
+        found = False
+        for k in range(lengths.shape[0]):
+            if lengths[k] == stop - pos:
+                found = True
+                for t in range(lengths[k]):
+                    if data[pos + t] != missing[k, t]:
+                        found = False
                         break
-            if not found:
-                return out, -1
-            out[col, row] = np.nan
-            pos = end + 1
-        row += 1
+                if found:
+                    break
+        if not found:
+            return out, -1
+        out[col, row] = np.nan
+        pos = end + 1
+        col += 1
+        if col == width:
+            col, row = 0, row + 1
     return out, row
 
 
