@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 import nncli
+import nncli.data
 from conftest import ENV, ROOT, nncli_cmd, nncli_exe, nncli_many, shared_csv
 from nncli.cli import app
 from nncli.errors import CONFIG, DATA, MODEL_FILE, OUTPUT, USAGE
@@ -392,6 +393,28 @@ def test_predict_output_file_is_written_atomically(files, tmp_path):
     failed = invoke("predict", files["model"], files["unknown_category"], "-o", out_dir / "q.csv", "--chunk-rows", 2)
     assert failed.exit_code == DATA
     assert sorted(p.name for p in out_dir.iterdir()) == ["p.csv"]
+
+
+def test_predict_reports_the_first_bad_chunk_though_the_next_is_read_meanwhile(files, tmp_path):
+    """A chunk's predictions are made on a thread while the next chunk is read. An unseen category
+    in the first block and a short row in the second: the category's error is the one reported,
+    as when chunks went one at a time, though the short row was read first; and lines come in
+    file order."""
+    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
+    big = pd.concat([churn] * 20, ignore_index=True)  # 12,000 rows: blocks of 128 KiB, then 512 KiB
+    path = tmp_path / "big.csv"
+    big.to_csv(path, index=False)
+    assert invoke("predict", files["model"], path, "--chunk-rows", 7).stdout == invoke(
+        "predict", files["model"], path).stdout
+    big.loc[10, "contract"] = "ten-year"
+    lines = big.to_csv(index=False).splitlines(keepends=True)
+    assert sum(map(len, lines[:5001])) > nncli.data.FIRST_BLOCK_BYTES + 1000  # row 5000 is in the second block
+    lines[5001] = lines[5001].split(",", 1)[0] + "\n"
+    path.write_text("".join(lines))
+    result = invoke("predict", files["model"], path, "--chunk-rows", 100_000)  # a chunk a block
+    assert result.exit_code == DATA
+    assert "line 12, column 'contract': category 'ten-year' was not seen" in one_line_error(result.stderr)
+    assert result.stdout == ""
 
 
 def test_predict_output_file_has_the_usual_permissions(files, tmp_path):

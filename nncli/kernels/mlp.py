@@ -831,7 +831,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     return t
 
 
-@kernel()
+@kernel(nogil=True)
 def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk, extras):
     """Logits for every row of X (n, n_in) into out (n, K), in inference mode, chunk rows at a time."""
     n = X.shape[0]
