@@ -243,13 +243,13 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
     big = n * k * m >= BLAS_MIN_MACS
     if big:
         _gemm(A_in, delta, dW, True, False, False)
-    elif m < NARROW:  # loops over the rows, not over 1-3 outputs
-        for p in range(k):
+    elif m < NARROW:  # a row's inputs times each of its 1-3 deltas: contiguous inner loops
+        dW[:, :] = 0.0
+        for i in range(n):
             for j in range(m):
-                s = 0.0
-                for i in range(n):
-                    s += A_in[i, p] * delta[i, j]
-                dW[p, j] = s
+                d = delta[i, j]
+                for p in range(k):
+                    dW[p, j] += A_in[i, p] * d
     else:
         dW[:, :] = 0.0
         for i in range(n):
@@ -268,9 +268,10 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
         return
     if m < NARROW:
         for i in range(n):
+            d = delta[i, 0]
             for p in range(k):
-                dA_in[i, p] = 0.0
-            for j in range(m):
+                dA_in[i, p] = d * W[p, 0]
+            for j in range(1, m):
                 d = delta[i, j]
                 for p in range(k):
                     dA_in[i, p] += d * W[p, j]
@@ -541,13 +542,17 @@ def clip_gradient(grad, clip_norm, clip_value):
 
 @kernel(inline="always")
 def _clamp_and_square(grad, lo, hi, clip_value):
-    """Clip grad[lo:hi] to +-clip_value (if > 0); return the sum of its squares after."""
+    """Clip grad[lo:hi] to +-clip_value (if > 0); return the sum of its squares after.
+
+    The loops run over a view from index 0: with indices from lo, which numba must allow to be
+    negative (counted from the end), LLVM vectorized the sum with gather instructions."""
+    g = _span(grad, lo, hi - lo)
     if clip_value > 0.0:
-        for i in range(lo, hi):
-            grad[i] = min(max(grad[i], -clip_value), clip_value)
+        for i in range(g.shape[0]):
+            g[i] = min(max(g[i], -clip_value), clip_value)
     sq = 0.0
-    for i in range(lo, hi):
-        sq += grad[i] * grad[i]
+    for i in range(g.shape[0]):
+        sq += g[i] * g[i]
     return sq
 
 
@@ -815,8 +820,9 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
         for h in range(tid, SPLIT, n_threads):  # clipping and the optimizer's update, on this thread's share
             lo, size = _share(P, h)
             if coef < 1.0:
-                for i in range(lo, lo + size):
-                    grad[i] *= coef
+                g = _span(grad, lo, size)
+                for i in range(size):
+                    g[i] *= coef
             apply_updates(opt_code, opt_hp, _span(theta, lo, size), _span(grad, lo, size), _span(s1, lo, size),
                           _span(s2, lo, size), t, None)
         if lead:
