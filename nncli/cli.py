@@ -23,6 +23,14 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 from nncli import __version__
 from nncli.errors import EXIT_CODES, INTERNAL, INTERRUPTED, OUTPUT, USAGE, NncliError, OutputError
 
+# OpenBLAS starts its worker threads when numpy or scipy loads it, and an idle worker spins for
+# 2**28 cycles (about 0.1 s) before it sleeps: with numpy's and scipy's copies, two threads spun
+# through every run's start-up (0.25 s of CPU on a 2-core machine), taking turns with the main
+# thread, the parse threads and the compiling helper process for the cores. 2**20 cycles (about
+# 0.3 ms) still keeps a worker awake between the GEMMs of one step. Set before the imports, and
+# inherited by the helper process; a value the user set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
 # Raised for `nncli` without arguments, after the help is printed (its message is empty).
 _NoArgsIsHelp = getattr(click_exceptions, "NoArgsIsHelpError", ())
 

@@ -144,6 +144,19 @@ def test_version():
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"nncli {nncli.__version__}\n", "")
 
 
+@pytest.mark.parametrize("user", [None, "12"])
+def test_the_cli_shortens_openblas_idle_spin_before_numpy_loads(user):
+    """An idle OpenBLAS worker spins 2**28 cycles by default; the CLI sets 2**20 before numpy or
+    scipy can load OpenBLAS (which reads the variable once), and keeps a value the user set."""
+    env = {k: v for k, v in ENV.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user
+    probe = ("import os, sys; import nncli.cli; "
+             "print('numpy' in sys.modules, 'scipy' in sys.modules, os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.split() == ["False", "False", user or "20"], proc.stderr
+
+
 def test_commands_are_the_expected_ones():
     assert sorted(COMMANDS) == ["activations", "eval", "info", "init", "inspect-grads", "make-data", "plot", "predict",
                                 "train", "warmup"]
