@@ -183,6 +183,18 @@ def test_root_help_lists_commands_and_exit_codes():
     assert not ANSI.search(proc.stdout)
 
 
+def test_help_is_plain_text_when_not_a_terminal():
+    """Help in a pipe or a file is click's plain layout: no box drawing, no escape codes (and no
+    import of rich's markdown and syntax modules, which typer's boxed layout needs)."""
+    proc = nncli_cmd("train", "--help")
+    assert proc.returncode == 0 and "-c, --config <path>" in proc.stdout
+    assert not set("\u256d\u2502\u2500\x1b") & set(proc.stdout)
+    probe = "import sys; sys.argv = ['nncli', '--help']; from nncli.cli import main\ntry:\n main()\nexcept SystemExit:\n pass\n" \
+            "print('rich.markdown' in sys.modules, file=sys.stderr)"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=ENV, timeout=120)
+    assert "Usage: nncli [OPTIONS] COMMAND" in proc.stdout and proc.stderr.strip() == "False"
+
+
 def test_no_arguments_prints_help_and_exits_with_usage():
     proc = nncli_cmd()
     assert proc.returncode == USAGE
