@@ -18,7 +18,7 @@ from nncli.preprocess import numeric_values
 from nncli.train import logits
 
 DEFAULT_CHUNK_ROWS = 100_000
-FORMAT_AHEAD = 2  # chunks read ahead of the one whose lines are being made (see _write_chunks)
+FORMAT_AHEAD = 2  # chunks whose lines may be in the making or waiting to be written (see _write_chunks)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
