@@ -114,31 +114,35 @@ def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
     A chunk's lines are made on a thread of their own (FORMAT_AHEAD chunks at most wait to be
     written) while this thread reads the next chunk: the preprocessing, the forward pass and numpy
     hold no GIL, so that work shares the cores with the file's parse threads (nncli.data) instead
-    of taking turns with the reading. If reading fails, the chunks before are written first, so
-    that an error in one of them is the one raised, as when chunks went one at a time."""
+    of taking turns with the reading. Errors come as when chunks went one at a time: a chunk that
+    fails stops the output there (the chunks made after it are never written), and if reading
+    fails, the chunks before are written first, so that an error in one of them is the one raised."""
     def lines(table, first: bool):
         text = csv_text(output_columns(model, table, proba, list(keep)), header=first)
         return text.encode() if binary else text
 
     n, pending = 0, deque()
 
-    def write_oldest() -> int:
-        job, rows = pending.popleft()
-        f.write(job.result())
-        return rows
+    def write(keep_waiting: int) -> None:
+        nonlocal n
+        while len(pending) > keep_waiting:
+            job, rows = pending.popleft()
+            f.write(job.result())
+            n += rows
 
     with ThreadPoolExecutor(1, thread_name_prefix="nncli-predict") as pool:
-        try:
-            for i, table in enumerate(chunks):
-                pending.append((pool.submit(lines, table, i == 0), len(table.frame)))
-                while len(pending) > FORMAT_AHEAD:
-                    n += write_oldest()
-        except Exception:
-            while pending:
-                n += write_oldest()
-            raise
-        while pending:
-            n += write_oldest()
+        tables = enumerate(chunks)
+        while True:
+            try:
+                i, table = next(tables)
+            except StopIteration:
+                break
+            except Exception:
+                write(0)
+                raise
+            pending.append((pool.submit(lines, table, i == 0), len(table.frame)))
+            write(FORMAT_AHEAD)
+        write(0)
     return n
 
 

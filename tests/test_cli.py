@@ -442,6 +442,20 @@ def test_predict_reports_the_first_bad_chunk_though_the_next_is_read_meanwhile(f
     assert result.stdout == ""
 
 
+def test_predict_to_stdout_stops_at_the_chunk_that_fails(files, tmp_path):
+    """An unseen category in the third chunk: its error is reported, the two chunks before it are
+    on stdout, and nothing of the chunks after it, though their lines were made meanwhile."""
+    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
+    churn.loc[250, "contract"] = "ten-year"
+    path = tmp_path / "third_chunk.csv"
+    churn.to_csv(path, index=False)
+    result = invoke("predict", files["model"], path, "--chunk-rows", 100)
+    assert result.exit_code == DATA
+    assert "line 252, column 'contract'" in one_line_error(result.stderr)
+    whole = invoke("predict", files["model"], CHURN).stdout
+    assert result.stdout == "".join(whole.splitlines(keepends=True)[:201])  # the header and 200 rows
+
+
 def test_predict_output_file_has_the_usual_permissions(files, tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
