@@ -421,6 +421,74 @@ def test_every_kernel_loads_through_the_light_cache():
     assert [f for f in found if f[2] != "_CacheLoad"] == []
 
 
+_LINKED = """
+import json
+import numpy as np
+import nncli.kernels as k
+from nncli.kernels import jit
+
+final = []
+optimize_final = k._numba_optimize_final_module
+k._numba_optimize_final_module = lambda library: final.append(library.name) or optimize_final(library)
+
+
+@jit()
+def callee(a):
+    total = 0.0
+    for i in range(a.shape[0]):  # a strict sum: no vector code of its own
+        total += a[i] * a[i]
+    return total
+
+
+@jit(reoptimize_callees=False)
+def marked(a, out):
+    for i in range(out.shape[0]):
+        out[i] = a[i] * 3.0 + 1.0
+    return callee(a)
+
+
+@jit()
+def unmarked(a, out):
+    for i in range(out.shape[0]):
+        out[i] = a[i] * 3.0 + 1.0
+    return callee(a)
+
+
+a = np.arange(1000.0)
+results = {}
+for name, kernel in (("marked", marked), ("unmarked", unmarked)):
+    out = np.empty_like(a)
+    total = kernel(a, out)
+    llvm = kernel.inspect_llvm(kernel.signatures[0])
+    results[name] = {"total": total, "out_ok": bool(np.array_equal(out, a * 3.0 + 1.0)),
+                     "flagged": getattr(kernel.overloads[kernel.signatures[0]].library, "_nncli_link_as_is", False),
+                     "vector": " x double>" in llvm, "callee_defined": "callee" in llvm}
+print(json.dumps({"final": final, "results": results}))
+"""
+
+
+def test_a_marked_kernel_links_its_callees_as_they_are_and_optimizes_its_own_code(tmp_path):
+    """reoptimize_callees=False (train_epoch, train_epoch_split, predict_logits): the kernel's
+    library skips numba's optimization of the linked module (the callee's code is optimized
+    already), its own loop is still optimized (vectorized) before linking, and it computes what
+    an unmarked kernel computes."""
+    script = tmp_path / "linked.py"  # a file: numba caches only functions that have one
+    script.write_text(_LINKED, encoding="utf-8")
+    env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert {"callee", "unmarked"} <= set(out["final"]) and "marked" not in out["final"]
+    marked, unmarked = out["results"]["marked"], out["results"]["unmarked"]
+    assert marked["flagged"] and not unmarked["flagged"]
+    assert marked["vector"] and unmarked["vector"] and marked["callee_defined"]
+    assert marked["out_ok"] and unmarked["out_ok"]
+    assert marked["total"] == unmarked["total"] == float(np.sum(np.arange(1000.0) ** 2))
+    from nncli.kernels import _LINK_AS_IS
+    assert {p.rsplit("3mlp", 1)[-1] for p in _LINK_AS_IS if "3mlp" in p} == {
+        "11train_epoch", "17train_epoch_split", "14predict_logits"}
+
+
 def test_dense_kernels_refuse_arrays_blas_would_misread():
     """The gemm helper reads operands as C-contiguous: other layouts are a compile error, never
     silently wrong numbers."""

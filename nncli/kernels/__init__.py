@@ -165,6 +165,58 @@ else:
                 return self._load_overload(sig, target_context)
 
 
+try:
+    from numba.core.codegen import CPUCodeLibrary
+    from numba.core.itanium_mangler import mangle_identifier
+
+    _numba_optimize_functions = CPUCodeLibrary._optimize_functions
+    _numba_optimize_final_module = CPUCodeLibrary._optimize_final_module
+except (ImportError, AttributeError):  # numba laid out differently: every kernel is optimized as numba does
+    CPUCodeLibrary = None
+
+# numba compiles every jitted function into a library of its own: it optimizes the function's
+# module, then links in its callees' libraries (already optimized) and runs the whole optimization
+# pipeline again over the lot. A kernel like train_epoch, whose own code is a loop that calls the
+# forward pass, the loss, the backward pass and the optimizer step once a step, spent 0.6-0.7 s of
+# a cold `nncli train` re-optimizing their code, for no speed at run time. Such kernels are marked
+# reoptimize_callees=False (jit): their own modules get the whole pipeline before linking, and the
+# linked module is used as it is. Other kernels keep numba's way, which lets LLVM inline small
+# callees (an activation, numba's random numbers) into their loops.
+_LINK_AS_IS: list[str] = []  # mangled-name prefixes of the kernels whose callees are linked as they are
+
+
+def _defines_link_as_is(ll_module) -> bool:
+    for function in ll_module.functions:
+        if not function.is_declaration:
+            for prefix in _LINK_AS_IS:
+                if function.name.startswith(prefix) and function.name[len(prefix):len(prefix) + 1] in ("B", "E"):
+                    return True
+    return False
+
+
+def _optimize_functions(library, ll_module):
+    """numba's per-function passes on a module of the library's own code, then, in a library of a
+    kernel marked reoptimize_callees=False, the whole optimization pipeline on that module, before
+    the callees are linked in."""
+    _numba_optimize_functions(library, ll_module)
+    if getattr(library, "_nncli_link_as_is", False) or _defines_link_as_is(ll_module):
+        library._nncli_link_as_is = True
+        passes, builder = library._codegen._module_pass_manager()
+        passes.run(ll_module, builder)
+
+
+def _optimize_final_module(library):
+    """numba's optimization of the module with the callees linked in, which a library of a
+    kernel marked reoptimize_callees=False does without: its own code is optimized already."""
+    if not getattr(library, "_nncli_link_as_is", False):
+        _numba_optimize_final_module(library)
+
+
+if CPUCodeLibrary is not None:
+    CPUCodeLibrary._optimize_functions = _optimize_functions
+    CPUCodeLibrary._optimize_final_module = _optimize_final_module
+
+
 def arrayobj():
     """numba.np.arrayobj, for the code generation of nncli's intrinsics. Imported when a kernel is
     compiled, not with the kernel modules: with the implementations it pulls in (charseq, unicode,
@@ -181,9 +233,12 @@ def _no_extensions():
     implementations, so theirs does nothing; other numba functions in the process keep the hook."""
 
 
-def jit(**options):
+def jit(reoptimize_callees: bool = True, **options):
     """numba.njit, cached on disk (read through _CacheLoad, without numba's extension hook) and
     with numpy's error model.
+
+    reoptimize_callees=False, for a kernel that calls big kernels a few times a step: its own
+    code is optimized before its callees are linked in, and the whole is not optimized again.
 
     Under numba's default ("python") error model every float division checks its divisor to raise
     ZeroDivisionError; that branch stops LLVM from vectorizing the loop around it (the Adam update
@@ -195,6 +250,8 @@ def jit(**options):
 
     def compiled(func):
         dispatcher = decorate(func)
+        if not reoptimize_callees and CPUCodeLibrary is not None:
+            _LINK_AS_IS.append("_Z" + mangle_identifier(f"{func.__module__}.{func.__qualname__}")[:-1])
         if light:  # what numba's cache=True does (enable_caching), with our cache class
             dispatcher._cache = _CacheLoad(func)
         if hasattr(dispatcher, "_compilation_chain_init_hook"):
@@ -204,6 +261,6 @@ def jit(**options):
     return compiled
 
 
-def kernel(inline: str = "never", nogil: bool = False):
+def kernel(inline: str = "never", nogil: bool = False, reoptimize_callees: bool = True):
     """jit with the options the training and inference kernels share."""
-    return jit(fastmath={"reassoc", "contract"}, inline=inline, nogil=nogil)
+    return jit(reoptimize_callees, fastmath={"reassoc", "contract"}, inline=inline, nogil=nogil)

@@ -5,12 +5,12 @@ spends most of its seconds compiling train_epoch's callees (the forward pass, th
 backward pass, the optimizer step) before train_epoch itself. Every kernel is cached on disk on its
 own, and numba compiling a caller takes a callee from that cache when it is there (its machine
 code and the IR it links in). So when train_epoch is not in the cache and a second core is free,
-`training` starts a helper process (a `python -c` that runs `_main`) that compiles the
-forward side of the callees, and the prediction kernel when the run validates, while this
-process compiles the backward side. Once the helper says its callees are cached, compiling
-train_epoch finds them there, while the helper goes on with the prediction kernel. The first
-`nncli train` of the Pima config: 7.50 s in one process, 5.54 s on two (`python -m bench
---full`); of configs/pima_regularized.yaml: 17.3-17.6 s and 10.4-11.5 s (alternating runs).
+`training` starts a helper process (a `python -c` that runs `_main`) that compiles the forward
+pass, the weight penalty and the clipping, and the prediction kernel when the run validates,
+while this process compiles the workspace sizing, the loss, the backward pass and the optimizer
+step. nncli.train opens `training` before its first compiled call, so that the helper's start
+and numba's set-up in each process overlap. Once the helper says its callees are cached,
+compiling train_epoch finds them there, while the helper goes on with the prediction kernel.
 
 The callees' signatures are written out below, as numba types of what train_epoch passes them,
 for each dtype and kernel variant. A test checks that compiling train_epoch after the split
@@ -47,12 +47,12 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
     f1, f2, i1, i2 = (types.Array(t, n, "C") for t, n in ((f, 1), (f, 2), (i, 1), (i, 2)))
     flag = types.none if extras is None else types.boolean
     net = (vec, vec, i2, f2)  # theta, running (or grad), layout, layer_hp
-    # workspace_offsets is compiled already: nncli.train sizes the workspace with it
-    helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag))]
-    own = [(mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
+    helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag)),
+              (mlp.weight_penalty, (vec, vec, i2, f, f)),
+              (mlp.clip_gradient, (vec, f, f))]
+    own = [(mlp.workspace_offsets, (i2, i)),  # nncli.train sizes the workspace with it
+           (mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
            (mlp.backward, (*net, mat, vec, i1, i, flag)),
-           (mlp.weight_penalty, (vec, vec, i2, f, f)),
-           (mlp.clip_gradient, (vec, f, f)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
     if extras is not None:
         own += [(mlp._augment, (mat, mat, vec, vec, f1, f1)),
