@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import naive
+from kernel_call import from_python
 from nncli.kernels import mlp
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS, activate_array
 from nncli.kernels.layout import CLIP_NORM, TRAIN_HP_COLS
@@ -295,8 +296,8 @@ def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
     rng = np.random.default_rng(n)
     A, W, b, delta = (rng.normal(size=s).astype(dtype) for s in [(n, k), (k, m), (m,), (n, m)])
     Z, dW, db, dA = np.empty((n, m), dtype), np.empty((k, m), dtype), np.empty(m, dtype), np.empty((n, k), dtype)
-    mlp.dense_forward(A, W, b, Z)
-    mlp.dense_backward(A, delta, W, dW, db, dA, True)
+    from_python(mlp.dense_forward)(A, W, b, Z)
+    from_python(mlp.dense_backward)(A, delta, W, dW, db, dA, True)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     a, w, d = (x.astype(np.float64) for x in (A, W, delta))
     np.testing.assert_allclose(Z, a @ w + b, **tol)
@@ -310,10 +311,11 @@ import sys
 import numpy as np
 {first}
 from nncli.kernels import mlp
+import numba
 rng = np.random.default_rng(0)
 A, W, b = rng.normal(size=(300, 40)), rng.normal(size=(40, 7)), rng.normal(size=7)
 Z = np.empty((300, 7))
-mlp.dense_forward(A, W, b, Z)
+numba.njit(lambda A, W, b, Z: mlp.dense_forward(A, W, b, Z))(A, W, b, Z)  # no entry point for Python
 linalg_imported = "scipy.linalg" in sys.modules
 import scipy.linalg
 import scipy.linalg.cython_blas as blas
@@ -489,13 +491,46 @@ def test_a_marked_kernel_links_its_callees_as_they_are_and_optimizes_its_own_cod
         "11train_epoch", "17train_epoch_split", "14predict_logits"}
 
 
+_REFUSED = """
+import json, math, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from kernel_call import from_python
+from nncli.kernels import mlp
+
+def python_call():
+    try:
+        mlp.clip_gradient(np.ones(3), 0.0, 0.0)
+    except TypeError as exc:
+        return str(exc)
+
+before = python_call()
+norm = from_python(mlp.clip_gradient)(np.ones(3), 0.0, 0.0)  # compiles it, as a callee
+print(json.dumps({"before": before, "norm": norm, "after": python_call(), "compiled": len(mlp.clip_gradient.overloads)}))
+"""
+
+
+def test_a_kernel_only_kernels_call_refuses_a_python_call(tmp_path):
+    """A kernel without an entry point for Python (from_python=False) raises a TypeError when
+    Python calls it, before and after it is compiled, instead of jumping to the entry point it
+    lacks; called from compiled code it works. In a subprocess: a failure could be a crash."""
+    env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", _REFUSED, str(Path(__file__).parent)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    refused = "clip_gradient is a kernel only other kernels call: it has no entry point for Python"
+    assert out["before"] == out["after"] == refused
+    assert out["norm"] == np.sqrt(3.0) and out["compiled"] == 1
+
+
 def test_dense_kernels_refuse_arrays_blas_would_misread():
     """The gemm helper reads operands as C-contiguous: other layouts are a compile error, never
     silently wrong numbers."""
     rng = np.random.default_rng(0)
     A = np.asfortranarray(rng.normal(size=(300, 40)))
     with pytest.raises(Exception, match="(?i)typ"):
-        mlp.dense_forward(A, rng.normal(size=(40, 7)), np.zeros(7), np.empty((300, 7)))
+        from_python(mlp.dense_forward)(A, rng.normal(size=(40, 7)), np.zeros(7), np.empty((300, 7)))
 
 
 def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
@@ -617,9 +652,9 @@ def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
     non-finite loss instead of going on with wrong numbers."""
     Z = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
     A, D = np.zeros_like(Z), np.zeros_like(Z)
-    mlp.activation_forward(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, None)
+    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, None)
     assert np.isnan(A).all() and np.isnan(D).all()
-    mlp.activation_forward(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True)
+    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True)
     np.testing.assert_allclose(A, np.where(Z > 0, Z, np.expm1(Z)))
 
 
@@ -641,5 +676,5 @@ def test_the_plain_kernels_give_nan_for_an_optimizer_they_leave_out(opt):
     code, hp = optimizer_hp({"name": opt, **{k: default for k, (_, default) in OPTIMIZERS[opt].params.items()}})
     for extras, finite in ((None, False), (True, True)):
         theta, grad = np.ones(6), np.full(6, 0.5)
-        apply_updates(code, hp, theta, grad, np.zeros(6), np.zeros(6), 1, extras)
+        from_python(apply_updates)(code, hp, theta, grad, np.zeros(6), np.zeros(6), 1, extras)
         assert np.isfinite(theta).all() == finite and (theta != 1.0).all()

@@ -265,9 +265,9 @@ def test_extra_columns_are_ignored_with_a_note_and_order_does_not_matter(tmp_pat
     assert plain.stderr == ""
 
 
-@pytest.mark.xfail(strict=True, reason="known: the code numba runs right after compiling a kernel is not bit for bit "
-                                      "the code it loads from its cache later (README, Training)")
 def test_a_run_that_compiles_the_kernels_gives_the_model_of_one_that_loads_them(data, tmp_path):
+    """The same seed gives the same model file whether the run compiled its kernels (with the
+    helper process) or loaded them from the cache (README, Training: Reproducible)."""
     env = {**os.environ, "NNCLI_CACHE_DIR": str(tmp_path / "cache")}  # empty: the first run compiles
     for name in ("compiled", "loaded"):
         subprocess.run(train_cmd(data, tmp_path / f"{name}.npz", "-q"), check=True, timeout=600, env=env)

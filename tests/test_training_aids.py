@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_call import from_python
 from numba import njit
 
 from nncli.kernels import mlp
@@ -115,7 +116,7 @@ def test_confidence_penalty_gradient_and_value(loss, K, beta):
 def test_weight_penalty_value_and_gradient():
     net = net_with("relu", ("none", "none"), dropout=0.0)
     grad = np.zeros_like(net.theta)
-    value = mlp.weight_penalty(net.theta, grad, net.layout, 0.01, 0.02)
+    value = from_python(mlp.weight_penalty)(net.theta, grad, net.layout, 0.01, 0.02)
     W = [v for k, v in net.params().items() if k.endswith(".W")]
     assert value == pytest.approx(sum(0.01 * np.abs(w).sum() + 0.02 * (w**2).sum() for w in W), rel=1e-12)
     mask = net.weight_mask().astype(bool)
@@ -132,10 +133,10 @@ def test_batch_norm_matches_pytorch_over_20_steps():
     H, mu, sig = np.empty((n, 4)), np.empty(4), np.empty(4)
     for t in range(20):
         X = X0 * (1 + 0.1 * t) + 0.05 * t
-        mlp.batch_norm_forward(X, H, mu, sig, gamma, beta, run_mean, run_var, True, 0.1, 1e-5)
+        from_python(mlp.batch_norm_forward)(X, H, mu, sig, gamma, beta, run_mean, run_var, True, 0.1, 1e-5)
         G = C.copy()  # d sum(out * C) / d out
         dgamma, dbeta = np.empty(4), np.empty(4)
-        mlp.batch_norm_backward(G, H, sig, gamma, dgamma, dbeta)
+        from_python(mlp.batch_norm_backward)(G, H, sig, gamma, dgamma, dbeta)
         if t == 0:
             np.testing.assert_allclose(X, REF["bn.train_out0"], rtol=1e-10)
             np.testing.assert_allclose(G, REF["bn.dX0"], rtol=1e-9, atol=1e-12)
@@ -148,7 +149,7 @@ def test_batch_norm_matches_pytorch_over_20_steps():
     np.testing.assert_allclose(gamma, REF["bn.gamma_final"], rtol=1e-10)
     np.testing.assert_allclose(beta, REF["bn.beta_final"], rtol=1e-10)
     X = X0.copy()
-    mlp.batch_norm_forward(X, H, mu, sig, gamma, beta, run_mean, run_var, False, 0.1, 1e-5)
+    from_python(mlp.batch_norm_forward)(X, H, mu, sig, gamma, beta, run_mean, run_var, False, 0.1, 1e-5)
     np.testing.assert_allclose(X, REF["bn.eval_out"], rtol=1e-10)
 
 
@@ -200,7 +201,7 @@ def test_rrelu_draws_slopes_in_range_while_training_and_uses_their_mean_after():
     code = ACTIVATIONS["rrelu"].code
     _seeded_activation(0, code, Z, A, D, 0.1, 0.3)
     assert D.min() >= 0.1 and D.max() <= 0.3 and D.std() > 0.03
-    mlp.activation_forward(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False, True)
+    from_python(mlp.activation_forward)(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False, True)
     np.testing.assert_allclose(D, 0.2)
 
 

@@ -273,7 +273,7 @@ def activate_rows(code, Z, A, D, p0, p1, extras):
                 A[i, j], D[i, j] = math.nan, math.nan
 
 
-@kernel()
+@kernel(from_python=True)
 def activate_array(code, p0, p1, Z, A, D):
     """Elementwise over 1-D arrays: A = f(Z) and D = f'(Z). Used by tests and `nncli activations`."""
     activate_rows(code, Z.reshape(1, -1), A.reshape(1, -1), D.reshape(1, -1), p0, p1, True)

@@ -51,7 +51,7 @@ DEFAULT_LOSS = {"binary": "bce", "multiclass": "cross_entropy", "regression": "m
 PLAIN = (BCE, SOFTMAX_CE, MSE)  # the losses of the plain kernels (extras=None: nncli.train.kernel_extras)
 
 
-@kernel()
+@kernel(from_python=True)  # also scores validation data (nncli.train)
 def loss_and_delta(code, hp, Z, Y, sw, delta, extras):
     """Mean loss over the batch, and delta = dLoss/dZ written into `delta`.
 

@@ -64,7 +64,7 @@ STATUS, STEP, LAST_GRAD_NORM, CLIPPED_STEPS, LOSS_SUM = range(5)
 N_STATS = 5
 
 
-@kernel()
+@kernel(from_python=True)
 def workspace_offsets(layout, batch_size):
     """Offsets into ws: [X, Y, sw, one region per layer..., P0, P1, batch_size, end]."""
     L = layout.shape[0]
@@ -635,7 +635,7 @@ def _gather(X, Y, sw, perm, start, nb, ws, offs):
     return Xb, Yb, swb
 
 
-@kernel(nogil=True, reoptimize_callees=False)
+@kernel(nogil=True, reoptimize_callees=False, from_python=True)
 def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size, loss_code, loss_hp,
                 opt_code, opt_hp, s1, s2, t, train_hp, seed, mix, ws, stats, records, rec_every, rec_count, before,
                 epoch, first_step, control, extras):
@@ -724,7 +724,7 @@ def _share(n, h):
     return lo, min(n, lo + size) - lo
 
 
-@kernel(nogil=True, reoptimize_callees=False)
+@kernel(nogil=True, reoptimize_callees=False, from_python=True)
 def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_size,
                       loss_code, loss_hp, opt_code, opt_hp, s1, s2, t, train_hp, seed, ws2, grads2, stats, first_step,
                       control):
@@ -838,7 +838,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     return t
 
 
-@kernel(nogil=True, reoptimize_callees=False)
+@kernel(nogil=True, reoptimize_callees=False, from_python=True)
 def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk, extras):
     """Logits for every row of X (n, n_in) into out (n, K), in inference mode, chunk rows at a time."""
     n = X.shape[0]
