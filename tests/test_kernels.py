@@ -492,7 +492,7 @@ def test_a_marked_kernel_links_its_callees_as_they_are_and_optimizes_its_own_cod
 
 
 _REFUSED = """
-import json, math, sys
+import json, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from kernel_call import from_python

@@ -177,7 +177,7 @@ except (ImportError, AttributeError):  # numba laid out differently: every kerne
 # numba compiles every jitted function into a library of its own: it optimizes the function's
 # module, then links in its callees' libraries (already optimized) and runs the whole optimization
 # pipeline again over the lot. A kernel like train_epoch, whose own code is a loop that calls the
-# forward pass, the loss, the backward pass and the optimizer step once a step, spent 0.6-0.7 s of
+# forward pass, the loss, the backward pass and the optimizer step once a step, spent 0.7-1.2 s of
 # a cold `nncli train` re-optimizing their code, for no speed at run time. Such kernels are marked
 # reoptimize_callees=False (jit): their own modules get the whole pipeline before linking, and the
 # linked module is used as it is. Other kernels keep numba's way, which lets LLVM inline small
