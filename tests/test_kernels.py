@@ -56,7 +56,7 @@ def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     ws = np.zeros(offs[-1])
     grad = np.zeros_like(net.theta)
     value = mlp.loss_and_gradient(net.theta, net.running, grad, net.layout, net.layer_hp, LOSSES[loss].code,
-                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True)
+                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True, False)
     return value, grad
 
 
@@ -297,11 +297,16 @@ def test_dense_layer_kernels_match_numpy(dtype, n, k, m):
     A, W, b, delta = (rng.normal(size=s).astype(dtype) for s in [(n, k), (k, m), (m,), (n, m)])
     Z, dW, db, dA = np.empty((n, m), dtype), np.empty((k, m), dtype), np.empty(m, dtype), np.empty((n, k), dtype)
     from_python(mlp.dense_forward)(A, W, b, Z)
-    from_python(mlp.dense_backward)(A, delta, W, dW, db, dA, True)
+    from_python(mlp.dense_backward)(A, delta, W, dW, db, dA, True, True)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     a, w, d = (x.astype(np.float64) for x in (A, W, delta))
     np.testing.assert_allclose(Z, a @ w + b, **tol)
     np.testing.assert_allclose(dW, a.T @ d, **tol)
+    np.testing.assert_allclose(db, d.sum(axis=0), **tol)
+    np.testing.assert_allclose(dA, d @ w.T, **tol)
+    dW[:] = np.nan  # without want_dW (a split step's deferred weight gradient), the rest alone
+    from_python(mlp.dense_backward)(A, delta, W, dW, db, dA, True, False)
+    assert np.isnan(dW).all()
     np.testing.assert_allclose(db, d.sum(axis=0), **tol)
     np.testing.assert_allclose(dA, d @ w.T, **tol)
 

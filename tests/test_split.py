@@ -84,6 +84,105 @@ def test_split_steps_train_the_model_of_whole_steps(monkeypatch, hidden, task, s
         assert whole_result.state.clipped > 0
 
 
+DEFERRED = ["model.hidden=[{units: 64, activation: relu, dropout: 0.2}, {units: 48, activation: tanh}]",
+            "train.batch_size=128", "train.optimizer={name: adam}"]  # halves of 64 rows: 64*64*48 MACs defer
+
+
+@pytest.mark.parametrize("rows", [195, 129, 256])  # last batch of 67 rows, of 1 (an empty first half), none
+def test_weight_gradients_either_thread_computes_give_the_model_of_whole_steps(monkeypatch, rows):
+    """The BLAS weight gradients of a split step are blocks that whichever thread is free computes
+    (mlp._weight_gradients): on two threads or one, the model of whole steps (without dropout), and
+    with dropout the same bits on two threads or one."""
+    plain = [DEFERRED[0].replace(", dropout: 0.2", ""), *DEFERRED[1:], "train.dtype=float64"]
+    whole = _fit(monkeypatch, False, plain, n=rows)[0]
+    for workers in (1, 2):
+        split = _fit(monkeypatch, True, plain, n=rows, workers=workers)[0]
+        np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-12)
+    one = _fit(monkeypatch, True, DEFERRED, n=rows, workers=1)[0]
+    two = _fit(monkeypatch, True, DEFERRED, n=rows, workers=2)[0]
+    assert one.tobytes() == two.tobytes()
+
+
+@numba.njit(nogil=True)
+def _claim_all(tid, sync_flags, layout, ws2, grads2, offs, nb, k):
+    return mlp._weight_gradients(tid, sync_flags, layout, ws2, grads2, offs, nb, k)
+
+
+def _deferred_setup(nb=81):
+    """A 40-64-48-32 net whose three weight gradients all defer on halves of 40 and 41 rows; work
+    buffers of random numbers, gradients of NaN, no block ready."""
+    net = train_mod.build_network(40, 32, config.load(None, ["model.hidden=[{units: 64}, {units: 48}]"])["model"],
+                                  np.float64)
+    layout = net.layout
+    offs = mlp.workspace_offsets(layout, nb - nb // 2)
+    ws2 = np.random.default_rng(4).normal(size=(2, offs[-1]))
+    grads2 = np.full((2, net.theta.size), np.nan)
+    return layout, offs, ws2, grads2, np.zeros(mlp.sync_size(len(layout)), dtype=np.int64)
+
+
+def _expected_dW(layout, offs, ws, l, rows):
+    """dW = A_in.T @ dZ from the workspace regions backward(defer) leaves them in (mlp._layer_views)."""
+    L, bs = len(layout), offs[5 + len(layout)]
+    n_in, width = layout[l, mlp.N_IN], layout[l, mlp.N_OUT] * layout[l, mlp.PIECES]
+    dZ = ws[offs[3 + L] if l == L - 1 else offs[3 + l]:][:rows * width].reshape(rows, width)
+    if l == 0:
+        A_in = ws[offs[0]:][:rows * n_in].reshape(rows, n_in)
+    else:
+        start = offs[2 + l] + bs * n_in  # layer l - 1's A follows its Z (width n_in: no maxout here)
+        A_in = ws[start:][:rows * n_in].reshape(rows, n_in)
+    return A_in.T @ dZ
+
+
+def _dW(layout, grads, l):
+    n_in, width = layout[l, mlp.N_IN], layout[l, mlp.N_OUT] * layout[l, mlp.PIECES]
+    return grads[layout[l, mlp.W_OFF]:][:n_in * width].reshape(n_in, width)
+
+
+def _mark(flags, layout, halves, slot, step):
+    for h in halves:
+        for l in range(len(layout)):
+            for blk in range(mlp.BLOCKS):
+                flags[mlp._task(h, l, blk, len(layout)) + slot] = step
+
+
+def test_a_free_thread_computes_every_ready_block_of_both_halves_once():
+    layout, offs, ws2, grads2, flags = _deferred_setup()
+    _mark(flags, layout, (0, 1), 0, 3)  # both halves' blocks ready for step 2 (stamps count from 1)
+    assert _claim_all(1, flags, layout, ws2, grads2, offs, 81, 2) is False
+    for h, rows in ((0, 40), (1, 41)):
+        for l in range(len(layout)):
+            np.testing.assert_allclose(_dW(layout, grads2[h], l), _expected_dW(layout, offs, ws2[h], l, rows),
+                                       rtol=1e-12)
+    claims = flags[mlp.sync_size(0):][1::2]
+    assert (claims == 3).all()  # every block claimed for step 2, once
+    grads2[:] = np.nan
+    assert _claim_all(0, flags, layout, ws2, grads2, offs, 81, 2) is False
+    assert np.isnan(grads2).all()  # claimed already: computed by nobody a second time
+
+
+def test_blocks_another_thread_claimed_are_left_to_it():
+    layout, offs, ws2, grads2, flags = _deferred_setup()
+    _mark(flags, layout, (0, 1), 0, 1)
+    _mark(flags, layout, (1,), 1, 1)  # half 1's blocks: claimed by the other thread for step 0
+    assert _claim_all(0, flags, layout, ws2, grads2, offs, 81, 0) is False
+    assert not np.isnan(_dW(layout, grads2[0], 1)).any()
+    assert np.isnan(grads2[1]).all()
+
+
+def test_a_thread_waits_for_the_other_half_to_be_ready_and_leaves_if_it_gives_up():
+    layout, offs, ws2, grads2, flags = _deferred_setup()
+    _mark(flags, layout, (0,), 0, 1)
+    threading.Timer(0.2, _mark, (flags, layout, (1,), 0, 1)).start()
+    assert _in_thread(_claim_all, 0, flags, layout, ws2, grads2, offs, 81, 0) is False
+    for h, rows in ((0, 40), (1, 41)):  # half 1's blocks, once ready, computed here too
+        np.testing.assert_allclose(_dW(layout, grads2[h], 1), _expected_dW(layout, offs, ws2[h], 1, rows), rtol=1e-12)
+    layout, offs, ws2, grads2, flags = _deferred_setup()
+    _mark(flags, layout, (0,), 0, 1)
+    threading.Timer(0.2, flags.__setitem__, (sync.ABORT, 1)).start()
+    assert _in_thread(_claim_all, 0, flags, layout, ws2, grads2, offs, 81, 0) is True
+    assert np.isnan(grads2[1]).all()
+
+
 def test_float32_split_steps_stay_within_float32_rounding(monkeypatch):
     overrides = ["model.hidden=[{units: 16, activation: relu}, {units: 16, activation: relu}]", "train.dtype=float32"]
     whole = _fit(monkeypatch, False, overrides)[0]
@@ -199,7 +298,7 @@ def test_an_error_in_the_second_thread_is_raised_and_nothing_waits_for_ever(monk
             raise RuntimeError("no second thread")
         return real(tid, *args)
 
-    monkeypatch.setattr(threads, "mlp", SimpleNamespace(SPLIT=mlp.SPLIT, train_epoch_split=failing))
+    monkeypatch.setattr(threads, "mlp", SimpleNamespace(SPLIT=mlp.SPLIT, sync_size=mlp.sync_size, train_epoch_split=failing))
     overrides = ["model.hidden=[{units: 8, activation: relu}]"]
 
     def attempt():

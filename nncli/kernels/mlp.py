@@ -44,7 +44,8 @@ from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
-from nncli.kernels.sync import STOP, atomic_load, atomic_store, barrier
+from nncli.kernels.sync import ABORT, STOP, atomic_cas, atomic_load, atomic_store, barrier, wait
+from nncli.kernels.sync import SIZE as SYNC_SIZE
 
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
 BLAS_MIN_MACS = 32768
@@ -169,9 +170,21 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b, add):
     (numba_xxgemm, which loads SciPy's BLAS on its first call) with row-major arrays read as
     column-major ones: C.T = op(B).T @ op(A).T. Shapes are the caller's to get right.
     """
-    if any(x.layout != "C" or x.ndim != 2 or x.dtype != C.dtype for x in (A, B)) or C.layout != "C" \
+    return _gemm_typed("C", A, B, C, trans_a, trans_b, add)
+
+
+@intrinsic
+def _gemm_rows(typingctx, A, B, C, trans_a, trans_b, add):
+    """_gemm whose operands may also be row blocks of a C-contiguous array with a row stride of
+    their own, such as X[:, i:j]. Its elements along a row must be contiguous: nothing checks it."""
+    return _gemm_typed("CA", A, B, C, trans_a, trans_b, add)
+
+
+def _gemm_typed(layouts, A, B, C, trans_a, trans_b, add):
+    """Signature and code of _gemm for operands of the given layouts, or None (a typing error)."""
+    if any(x.layout not in layouts or x.ndim != 2 or x.dtype != C.dtype for x in (A, B, C)) \
             or C.dtype not in _BLAS_KINDS:
-        return None  # a typing error: the code below reads every operand as C-contiguous
+        return None
     kind = ord(_BLAS_KINDS[C.dtype])
 
     def codegen(context, builder, sig, args):
@@ -184,6 +197,14 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b, add):
                                                 void_p, intp, void_p, void_p, intp])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
         a_shape, b_shape, c_shape = (cgutils.unpack_tuple(builder, x.shape, 2) for x in (a, b, c))
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(C.dtype)))
+
+        def lead(x, ty, shape):  # the row stride in elements: BLAS's leading dimension
+            if ty.layout == "C":
+                return shape[1]
+            return builder.sdiv(cgutils.unpack_tuple(builder, x.strides, 2)[0], itemsize)
+
+        lda, ldb, ldc = (lead(x, t, sh) for x, t, sh in zip((a, b, c), (a_ty, b_ty, c_ty), (a_shape, b_shape, c_shape)))
         k = builder.select(args[3], a_shape[0], a_shape[1])
         flag = lambda t: builder.select(t, ir.Constant(char, ord("t")), ir.Constant(char, ord("n")))
         dtype = sig.args[2].dtype
@@ -192,8 +213,7 @@ def _gemm(typingctx, A, B, C, trans_a, trans_b, add):
                                                                  context.get_constant(dtype, 0.0)))
         ptr = lambda x: builder.bitcast(x, void_p)
         status = builder.call(fn, (ir.Constant(char, kind), flag(args[4]), flag(args[3]), c_shape[1], c_shape[0], k,
-                                   ptr(one), ptr(b.data), b_shape[1], ptr(a.data), a_shape[1], ptr(beta),
-                                   ptr(c.data), c_shape[1]))
+                                   ptr(one), ptr(b.data), ldb, ptr(a.data), lda, ptr(beta), ptr(c.data), ldc))
         return builder.sext(status, ir.IntType(64))
 
     return types.int64(A, B, C, trans_a, trans_b, add), codegen
@@ -237,21 +257,21 @@ def dense_forward(A_in, W, b, Z):
 
 
 @kernel()
-def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA):
-    """dW = A_in.T @ delta, db = sum(delta, 0) and, if want_dA, dA_in = delta @ W.T."""
+def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA, want_dW):
+    """db = sum(delta, 0), if want_dW dW = A_in.T @ delta, and if want_dA dA_in = delta @ W.T."""
     n, k = A_in.shape
     m = delta.shape[1]
     big = n * k * m >= BLAS_MIN_MACS
-    if big:
+    if want_dW and big:
         _gemm(A_in, delta, dW, True, False, False)
-    elif m < NARROW:  # a row's inputs times each of its 1-3 deltas: contiguous inner loops
+    elif want_dW and m < NARROW:  # a row's inputs times each of its 1-3 deltas: contiguous inner loops
         dW[:, :] = 0.0
         for i in range(n):
             for j in range(m):
                 d = delta[i, j]
                 for p in range(k):
                     dW[p, j] += A_in[i, p] * d
-    else:
+    elif want_dW:
         dW[:, :] = 0.0
         for i in range(n):
             for p in range(k):
@@ -427,11 +447,24 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras
     return A_in
 
 
+@kernel(inline="always")
+def _defers(defer, nb, n_in, width):
+    """Whether backward(defer) leaves a layer's weight gradient to the caller: the BLAS ones."""
+    return defer and nb * n_in * width >= BLAS_MIN_MACS
+
+
 @kernel()
-def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
+def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
     """Backward pass after `forward(training=True)`: dL/dZ of the output layer is in buffer P0;
-    fills grad."""
+    fills grad.
+
+    defer (plain variant only): the weight gradients BLAS would compute (_defers) are left
+    undone, for train_epoch_split to compute later, on either thread (_weight_gradient); so
+    dL/dZ of each layer stays in the workspace: the output layer's in P0, a hidden layer's in
+    place of its Z, which its backward step no longer reads.
+    """
     L = layout.shape[0]
+    keep = defer and extras is None
     cur = offs[3 + L]  # holds dL/dZ of the layer being processed
     nxt = offs[4 + L]  # scratch for dL/dA of the layer below
     for l in range(L - 1, -1, -1):
@@ -448,7 +481,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
         Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, j, nb)
         G = _block(ws, nxt, nb, n_in)
         inner = l > 0
-        dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner)
+        dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner, not _defers(keep, nb, n_in, width))
         if not inner:
             return
         if layer_hp[j, DROPOUT] > 0.0:
@@ -464,6 +497,8 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
         if extras is not None and bn == BN_AFTER:
             batch_norm_backward(G, H, sig, gamma, dgamma, dbeta)
         pieces = layout[j, PIECES]
+        if keep:
+            cur = offs[3 + j]  # layer j's Z (_layer_views)
         dZj = _block(ws, cur, nb, units * pieces)
         code = layout[j, ACT]
         if extras is not None and code == MAXOUT:
@@ -513,7 +548,8 @@ def _penalize(theta, grad, layout, l1, l2, lo, hi):
 
 
 @kernel(inline="always")
-def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras):
+def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras,
+                      defer):
     """Mean loss on one batch (training mode) and its gradient with respect to theta.
 
     Inlined into train_epoch by numba (inline="always"): as a function of its own, numba compiled
@@ -526,7 +562,7 @@ def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp
     Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras)
     delta = _block(ws, offs[3 + L], nb, K)
     loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta, extras)
-    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras)
+    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer)
     return loss
 
 
@@ -680,7 +716,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if extras is not None and augment:
             _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
-                                 extras)
+                                 extras, False)
         if penalty:
             weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
         rec = records[rec_count[0]] if rec_every > 0 and (t + 1) % rec_every == 0 else records[0, :0]
@@ -714,6 +750,15 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
 
 
 SPLIT = 2  # train_epoch_split's share of a batch: two halves, one per core
+# train_epoch_split computes a deferred weight gradient (backward's defer) in this many blocks of
+# its rows, each one claimed by whichever thread is free first.
+BLOCKS = 2
+
+
+def sync_size(layers: int) -> int:
+    """Length of train_epoch_split's `sync` for a net of `layers` layers: the barrier's slots, then
+    two per block of a deferred weight gradient (_task)."""
+    return SYNC_SIZE + 2 * SPLIT * layers * BLOCKS
 
 
 @kernel(inline="always")
@@ -722,6 +767,63 @@ def _share(n, h):
     size = -(-n // SPLIT)
     lo = min(h * size, n)
     return lo, min(n, lo + size) - lo
+
+
+@kernel(inline="always")
+def _task(h, l, blk, L):
+    """sync's slot of block blk of half h's layer l weight gradient: the step (counted from 1 in
+    the kernel's call) it is ready for; the next slot, the step it has been claimed for."""
+    return SYNC_SIZE + 2 * ((h * L + l) * BLOCKS + blk)
+
+
+@kernel()
+def _weight_gradient(ws, offs, layout, grad, l, blk, nb):
+    """Block blk of the rows of layer l's weight gradient, which backward(defer) left undone for
+    the nb rows in ws: dW = A_in.T @ dZ."""
+    L = layout.shape[0]
+    n_in = layout[l, N_IN]
+    width = layout[l, N_OUT] * layout[l, PIECES]
+    dZ = _block(ws, offs[3 + L] if l == L - 1 else offs[3 + l], nb, width)
+    A_in = _block(ws, offs[0], nb, n_in) if l == 0 else _layer_views(ws, offs, layout, l - 1, nb)[1]
+    size = -(-n_in // BLOCKS)
+    lo = min(blk * size, n_in)
+    hi = min(n_in, lo + size)
+    if hi > lo:
+        dW = _block(grad, layout[l, W_OFF], n_in, width)
+        _gemm_rows(A_in[:, lo:hi], dZ, dW[lo:hi], True, False, False)
+
+
+@kernel(inline="always")
+def _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, k):
+    """Compute the deferred weight gradients of step k (counted from 0 in the kernel's call), both
+    halves', a block at a time, until every block is claimed: this thread's own half first, then
+    blocks of the other half as its thread makes them ready. Returns True when a thread gave up
+    (sync[ABORT]), and the caller must return."""
+    L = layout.shape[0]
+    spins = 0
+    while True:
+        pending = False
+        for i in range(SPLIT):
+            h = (tid + i) % SPLIT
+            first = nb // SPLIT
+            rows = first if h == 0 else nb - first
+            for l in range(L - 1, -1, -1):
+                if not _defers(True, rows, layout[l, N_IN], layout[l, N_OUT] * layout[l, PIECES]):
+                    continue
+                for blk in range(BLOCKS):
+                    slot = _task(h, l, blk, L)
+                    claimed = atomic_load(sync, slot + 1)
+                    if claimed > k:
+                        continue
+                    if atomic_load(sync, slot) <= k:  # its half's backward pass is still running
+                        pending = True
+                    elif atomic_cas(sync, slot + 1, claimed, k + 1):
+                        _weight_gradient(ws2[h], offs, layout, grads2[h], l, blk, rows)
+        if not pending:
+            return False
+        if atomic_load(sync, ABORT) != 0:
+            return True
+        spins = wait(spins)
 
 
 @kernel(nogil=True, reoptimize_callees=False, from_python=True)
@@ -754,6 +856,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     stats (written by thread 0) are as in train_epoch.
     """
     n = perm.shape[0]
+    L = layout.shape[0]
     offs = workspace_offsets(layout, batch_size - batch_size // SPLIT)
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
     losses = shared[:SPLIT]
@@ -778,7 +881,12 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
                 if seed != 0:
                     np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
                 losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
-                                              swb, ws, offs, None)
+                                              swb, ws, offs, None, True)
+                for l in range(L):
+                    for blk in range(BLOCKS):
+                        atomic_store(sync, _task(h, l, blk, L), step - first_step + 1)
+        if _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, step - first_step):
+            return t
         if barrier(sync, n_threads):
             return t
         share = first / nb

@@ -1,5 +1,5 @@
 """A barrier for compiled code on several threads: mlp.train_epoch_split's threads meet at it three
-times a step.
+times a step, and claim work from each other with atomic_cas.
 
 Each thread is a Python thread that calls the same nogil kernel (nncli.kernels.threads), so the
 threads share one int64 array, `sync`, with the barrier's counter and generation and two flags.
@@ -39,14 +39,14 @@ def _int64_vector(arr) -> bool:
 
 
 def _codegen(emit):
-    """Code for an intrinsic on arr[i] (arguments arr, i and maybe v): emit(builder, address of
-    arr[i], v as int64 or None) returns the result, or None for no result."""
+    """Code for an intrinsic on arr[i] (arguments arr, i and any values): emit(builder, address of
+    arr[i], *values as int64) returns the result, or None for no result."""
 
     def codegen(context, builder, sig, args):
         array = arrayobj().make_array(sig.args[0])(context, builder, args[0])
         address = builder.gep(array.data, [context.cast(builder, args[1], sig.args[1], types.intp)])
-        value = context.cast(builder, args[2], sig.args[2], types.int64) if len(args) > 2 else None
-        result = emit(builder, address, value)
+        values = [context.cast(builder, v, t, types.int64) for v, t in zip(args[2:], sig.args[2:])]
+        result = emit(builder, address, *values)
         return context.get_dummy_value() if result is None else result
 
     return codegen
@@ -67,7 +67,7 @@ def atomic_add(typingctx, arr, i, v):
 def atomic_load(typingctx, arr, i):
     """arr[i], read atomically (never hoisted out of a loop)."""
     if _int64_vector(arr):
-        return types.int64(arr, i), _codegen(lambda builder, at, _: builder.load_atomic(at, "seq_cst", 8))
+        return types.int64(arr, i), _codegen(lambda builder, at: builder.load_atomic(at, "seq_cst", 8))
 
 
 @intrinsic
@@ -75,6 +75,27 @@ def atomic_store(typingctx, arr, i, v):
     """arr[i] = v, written atomically."""
     if _int64_vector(arr):
         return types.none(arr, i, v), _codegen(_store)
+
+
+@intrinsic
+def atomic_cas(typingctx, arr, i, expected, v):
+    """arr[i] = v if arr[i] == expected, as one atomic step; returns whether it did."""
+    if _int64_vector(arr):
+        def emit(builder, at, expected, v):
+            return builder.extract_value(builder.cmpxchg(at, expected, v, "seq_cst", "seq_cst"), 1)
+
+        return types.boolean(arr, i, expected, v), _codegen(emit)
+
+
+@kernel(inline="always")
+def wait(spins):
+    """One turn of a waiting thread's loop; returns the turns so far (spins + 1, or 0 after it gave
+    its core away)."""
+    spins += 1
+    if spins == SPINS:
+        _sched_yield()
+        return 0
+    return spins
 
 
 @kernel(inline="always")
@@ -92,8 +113,5 @@ def barrier(sync, n):
         while atomic_load(sync, GEN) == gen:
             if atomic_load(sync, ABORT) != 0:
                 return True
-            spins += 1
-            if spins == SPINS:
-                _sched_yield()
-                spins = 0
+            spins = wait(spins)
     return atomic_load(sync, ABORT) != 0
