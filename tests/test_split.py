@@ -298,7 +298,8 @@ def test_an_error_in_the_second_thread_is_raised_and_nothing_waits_for_ever(monk
             raise RuntimeError("no second thread")
         return real(tid, *args)
 
-    monkeypatch.setattr(threads, "mlp", SimpleNamespace(SPLIT=mlp.SPLIT, sync_size=mlp.sync_size, train_epoch_split=failing))
+    monkeypatch.setattr(threads, "mlp", SimpleNamespace(SPLIT=mlp.SPLIT, SHARES=mlp.SHARES, sync_size=mlp.sync_size,
+                                                         train_epoch_split=failing))
     overrides = ["model.hidden=[{units: 8, activation: relu}]"]
 
     def attempt():

@@ -44,7 +44,7 @@ from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
-from nncli.kernels.sync import ABORT, STOP, atomic_cas, atomic_load, atomic_store, barrier, wait
+from nncli.kernels.sync import ABORT, STOP, atomic_add, atomic_cas, atomic_load, atomic_store, barrier, wait
 from nncli.kernels.sync import SIZE as SYNC_SIZE
 
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
@@ -753,27 +753,40 @@ SPLIT = 2  # train_epoch_split's share of a batch: two halves, one per core
 # train_epoch_split computes a deferred weight gradient (backward's defer) in this many blocks of
 # its rows, each one claimed by whichever thread is free first.
 BLOCKS = 2
+# ... and sums the halves' gradients and updates the weights in this many shares of theta, claimed
+# the same way.
+SHARES = 8
+NEXT = SYNC_SIZE  # sync's count of the shares claimed so far (a cache line of its own)
+_TASKS = SYNC_SIZE + 8
 
 
 def sync_size(layers: int) -> int:
-    """Length of train_epoch_split's `sync` for a net of `layers` layers: the barrier's slots, then
-    two per block of a deferred weight gradient (_task)."""
-    return SYNC_SIZE + 2 * SPLIT * layers * BLOCKS
+    """Length of train_epoch_split's `sync` for a net of `layers` layers: the barrier's slots, the
+    count of claimed shares, then two slots per block of a deferred weight gradient (_task)."""
+    return _TASKS + 2 * SPLIT * layers * BLOCKS
 
 
 @kernel(inline="always")
 def _share(n, h):
-    """Start and length of part h of range(n) cut into SPLIT parts."""
-    size = -(-n // SPLIT)
+    """Start and length of part h of range(n) cut into SHARES parts."""
+    size = -(-n // SHARES)
     lo = min(h * size, n)
     return lo, min(n, lo + size) - lo
+
+
+@kernel(inline="always")
+def _claim_share(sync, phase, n_threads):
+    """The next unclaimed share of theta in phase (counted from 0 in the kernel's call), or
+    SHARES or more when none is left. Every thread claims until it gets none, so a phase takes
+    SHARES + n_threads claims, and a barrier ends it before the next phase's first."""
+    return atomic_add(sync, NEXT, 1) - phase * (SHARES + n_threads)
 
 
 @kernel(inline="always")
 def _task(h, l, blk, L):
     """sync's slot of block blk of half h's layer l weight gradient: the step (counted from 1 in
     the kernel's call) it is ready for; the next slot, the step it has been claimed for."""
-    return SYNC_SIZE + 2 * ((h * L + l) * BLOCKS + blk)
+    return _TASKS + 2 * ((h * L + l) * BLOCKS + blk)
 
 
 @kernel()
@@ -834,17 +847,24 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     whose steps are large, with each batch split into two halves that run at once, one per core.
 
     n_threads threads (1 or SPLIT) call this kernel at once, each with its number tid, the same
-    `sync` (int64, sync.SIZE, zeros; see nncli.kernels.sync) and `shared` (float64, 2 * SPLIT:
-    the halves' losses, then the shares' squared norms); nncli.kernels.threads starts them.
-    Thread tid does half h = tid of each batch (one thread: both halves, one after the other):
-    it gathers its rows and runs forward, loss and backward into its own work buffer (ws2[h],
-    carved by workspace_offsets for batch_size - batch_size // 2 rows) and gradient (grads2[h]).
-    The batch's gradient is their row-weighted sum (halves of the mean loss's gradient combine
-    exactly, so this trains the model train_epoch would, to rounding). Summing, weight penalties,
-    clipping by value, the squared norm, clipping by norm and the optimizer's update are
-    elementwise, so thread tid does them on share tid of theta (_share). The threads meet at a
-    barrier after the halves, after the sum (every thread then reads the same loss and norm, and
-    so takes the same decisions) and after the update.
+    `sync` (int64, sync_size(layers), zeros; see nncli.kernels.sync) and `shared` (float64,
+    SPLIT + SHARES: the halves' losses, then the shares' squared norms); nncli.kernels.threads
+    starts them. Thread tid does half h = tid of each batch (one thread: both halves, one after the
+    other): it gathers its rows and runs forward, loss and backward into its own work buffer
+    (ws2[h], carved by workspace_offsets for batch_size - batch_size // 2 rows) and gradient
+    (grads2[h]). The backward pass leaves the BLAS weight gradients (a third of a step's
+    arithmetic in a 32-256-256-1 net) as BLOCKS blocks each, and says when they are ready; each
+    thread then computes blocks, its own half's first, until all are claimed (_weight_gradients).
+    So when one core runs slower (this machine's two cores are shared with other work, and one
+    often ran a third slower than the other for a whole epoch), the other takes over part of its
+    half instead of waiting at the barrier. The batch's gradient is the halves' row-weighted sum
+    (halves of the mean loss's gradient combine exactly, so this trains the model train_epoch
+    would, to rounding). Summing, weight penalties, clipping by value, the squared norm,
+    clipping by norm and the optimizer's update are elementwise: the threads claim them a share
+    of theta at a time (SHARES of them, _claim_share). The threads meet at a barrier after the
+    halves, after the sum (every thread then reads the same loss and norm, and so takes the
+    same decisions) and after the update. Which thread computes a block or a share does not
+    change its numbers.
 
     Every half reseeds numba's generator (per thread) with its own seed for its dropout masks, so
     the result does not depend on the number of threads, to the last bit. Both threads call BLAS:
@@ -892,7 +912,8 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
         share = first / nb
         a = theta.dtype.type(share)
         b = theta.dtype.type(1.0 - share)
-        for h in range(tid, SPLIT, n_threads):  # the batch's gradient, on this thread's share of theta
+        h = _claim_share(sync, 2 * (step - first_step), n_threads)
+        while h < SHARES:  # the batch's gradient, a share of theta at a time
             lo, size = _share(P, h)
             g = _span(grad, lo, size)
             g0 = _span(grads2[0], lo, size)
@@ -906,6 +927,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
             if penalty:
                 _penalize(theta, grad, layout, train_hp[L1], train_hp[L2], lo, lo + size)
             squares[h] = _clamp_and_square(grad, lo, lo + size, train_hp[CLIP_VALUE])
+            h = _claim_share(sync, 2 * (step - first_step), n_threads)
         if lead:
             atomic_store(sync, STOP, control[0] != 0)
         if barrier(sync, n_threads):
@@ -919,14 +941,18 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
             if lead:
                 stats[STATUS] = NONFINITE_LOSS
             return t
-        norm = math.sqrt(squares[0] + squares[1])
+        norm = 0.0
+        for h in range(SHARES):
+            norm += squares[h]
+        norm = math.sqrt(norm)
         if not math.isfinite(norm):
             if lead:
                 stats[STATUS] = NONFINITE_GRAD
             return t
         coef = _norm_coef(norm, train_hp[CLIP_NORM])
         t += 1
-        for h in range(tid, SPLIT, n_threads):  # clipping and the optimizer's update, on this thread's share
+        h = _claim_share(sync, 2 * (step - first_step) + 1, n_threads)
+        while h < SHARES:  # clipping and the optimizer's update, a share at a time
             lo, size = _share(P, h)
             if coef < 1.0:
                 g = _span(grad, lo, size)
@@ -934,6 +960,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
                     g[i] *= coef
             apply_updates(opt_code, opt_hp, _span(theta, lo, size), _span(grad, lo, size), _span(s1, lo, size),
                           _span(s2, lo, size), t, None)
+            h = _claim_share(sync, 2 * (step - first_step) + 1, n_threads)
         if lead:
             stats[CLIPPED_STEPS] += train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
             stats[LAST_GRAD_NORM] = norm

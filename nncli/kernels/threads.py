@@ -46,7 +46,7 @@ def train_epoch_split(args: tuple, n_workers: int):
     If a thread fails before its kernel starts, it sets sync[ABORT]: the other leaves its barrier
     and returns, and the error is raised here, so that no thread waits for ever."""
     flags = np.zeros(mlp.sync_size(args[3].shape[0]), dtype=np.int64)
-    shared = np.zeros(2 * mlp.SPLIT)
+    shared = np.zeros(mlp.SPLIT + mlp.SHARES)
     if n_workers == 1 or len(args[8]) == 0:  # one thread, or the call that loads the kernel
         return mlp.train_epoch_split(0, 1, flags, shared, *args)
     failed = []
