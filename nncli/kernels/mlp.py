@@ -448,9 +448,10 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras
 
 
 @kernel(inline="always")
-def _defers(defer, nb, n_in, width):
-    """Whether backward(defer) leaves a layer's weight gradient to the caller: the BLAS ones."""
-    return defer and nb * n_in * width >= BLAS_MIN_MACS
+def _defers(layout, l, nb):
+    """Whether backward(defer) leaves layer l's weight gradient to its caller, for nb rows: the
+    ones BLAS computes."""
+    return nb * layout[l, N_IN] * layout[l, N_OUT] * layout[l, PIECES] >= BLAS_MIN_MACS
 
 
 @kernel()
@@ -459,9 +460,9 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
     fills grad.
 
     defer (plain variant only): the weight gradients BLAS would compute (_defers) are left
-    undone, for train_epoch_split to compute later, on either thread (_weight_gradient); so
-    dL/dZ of each layer stays in the workspace: the output layer's in P0, a hidden layer's in
-    place of its Z, which its backward step no longer reads.
+    undone, for the caller to compute with _weight_gradient (train_epoch_split: later, on either
+    thread); so dL/dZ of each layer stays in the workspace: the output layer's in P0, a hidden
+    layer's in place of its Z, which its backward step no longer reads.
     """
     L = layout.shape[0]
     keep = defer and extras is None
@@ -481,7 +482,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
         Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, j, nb)
         G = _block(ws, nxt, nb, n_in)
         inner = l > 0
-        dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner, not _defers(keep, nb, n_in, width))
+        dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner, not (keep and _defers(layout, l, nb)))
         if not inner:
             return
         if layer_hp[j, DROPOUT] > 0.0:
@@ -527,6 +528,23 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
                             dalpha[k if n_a > 1 else 0] += G[i, k] * Z[i, k]
         if extras is not None and bn == BN_BEFORE:
             batch_norm_backward(dZj, H, sig, gamma, dgamma, dbeta)
+
+
+@kernel(inline="always")
+def _weight_gradient(ws, offs, layout, grad, l, blk, blocks, nb):
+    """Block blk of `blocks` blocks of the rows of layer l's weight gradient, which
+    backward(defer) left undone for the nb rows in ws: dW = A_in.T @ dZ."""
+    L = layout.shape[0]
+    n_in = layout[l, N_IN]
+    width = layout[l, N_OUT] * layout[l, PIECES]
+    dZ = _block(ws, offs[3 + L] if l == L - 1 else offs[3 + l], nb, width)
+    A_in = _block(ws, offs[0], nb, n_in) if l == 0 else _layer_views(ws, offs, layout, l - 1, nb)[1]
+    size = -(-n_in // blocks)
+    lo = min(blk * size, n_in)
+    hi = min(n_in, lo + size)
+    if hi > lo:
+        dW = _block(grad, layout[l, W_OFF], n_in, width)
+        _gemm_rows(A_in[:, lo:hi], dZ, dW[lo:hi], True, False, False)
 
 
 @kernel()
@@ -716,7 +734,11 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if extras is not None and augment:
             _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
-                                 extras, False)
+                                 extras, True)
+        if extras is None:  # the weight gradients the backward pass left (one compiled backward for both kernels)
+            for l in range(L):
+                if _defers(layout, l, nb):
+                    _weight_gradient(ws, offs, layout, grad, l, 0, 1, nb)
         if penalty:
             weight_penalty(theta, grad, layout, train_hp[L1], train_hp[L2])
         rec = records[rec_count[0]] if rec_every > 0 and (t + 1) % rec_every == 0 else records[0, :0]
@@ -789,23 +811,6 @@ def _task(h, l, blk, L):
     return _TASKS + 2 * ((h * L + l) * BLOCKS + blk)
 
 
-@kernel()
-def _weight_gradient(ws, offs, layout, grad, l, blk, nb):
-    """Block blk of the rows of layer l's weight gradient, which backward(defer) left undone for
-    the nb rows in ws: dW = A_in.T @ dZ."""
-    L = layout.shape[0]
-    n_in = layout[l, N_IN]
-    width = layout[l, N_OUT] * layout[l, PIECES]
-    dZ = _block(ws, offs[3 + L] if l == L - 1 else offs[3 + l], nb, width)
-    A_in = _block(ws, offs[0], nb, n_in) if l == 0 else _layer_views(ws, offs, layout, l - 1, nb)[1]
-    size = -(-n_in // BLOCKS)
-    lo = min(blk * size, n_in)
-    hi = min(n_in, lo + size)
-    if hi > lo:
-        dW = _block(grad, layout[l, W_OFF], n_in, width)
-        _gemm_rows(A_in[:, lo:hi], dZ, dW[lo:hi], True, False, False)
-
-
 @kernel(inline="always")
 def _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, k):
     """Compute the deferred weight gradients of step k (counted from 0 in the kernel's call), both
@@ -821,7 +826,7 @@ def _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, k):
             first = nb // SPLIT
             rows = first if h == 0 else nb - first
             for l in range(L - 1, -1, -1):
-                if not _defers(True, rows, layout[l, N_IN], layout[l, N_OUT] * layout[l, PIECES]):
+                if not _defers(layout, l, rows):
                     continue
                 for blk in range(BLOCKS):
                     slot = _task(h, l, blk, L)
@@ -831,7 +836,7 @@ def _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, k):
                     if atomic_load(sync, slot) <= k:  # its half's backward pass is still running
                         pending = True
                     elif atomic_cas(sync, slot + 1, claimed, k + 1):
-                        _weight_gradient(ws2[h], offs, layout, grads2[h], l, blk, rows)
+                        _weight_gradient(ws2[h], offs, layout, grads2[h], l, blk, BLOCKS, rows)
         if not pending:
             return False
         if atomic_load(sync, ABORT) != 0:
