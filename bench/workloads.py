@@ -483,8 +483,9 @@ def large(env: Env) -> list[Section]:
         f"temp folder, `train.dtype` overridden); only its loop is timed. PyTorch and sklearn train on the in-memory "
         f"arrays. \"numpy GEMMs only\" issues just the matrix products of the same epoch (forward, weight gradient, "
         f"back-propagated delta) and is a floor for any implementation on this BLAS; \"numpy GEMMs in halves\" issues "
-        f"them as nncli does, each half of every batch on a thread of its own with one BLAS thread each (no waiting "
-        f"between steps, so a floor for that design). GFLOP/s counts "
+        f"them as nncli's halves do, each half of every batch on a thread of its own with one BLAS thread each (no "
+        f"waiting between steps; nncli's threads also share out the weight gradients, so a slower core costs nncli "
+        f"less than these fixed halves). GFLOP/s counts "
         f"3 × 2 × rows × (32·256 + 256·256 + 256·1) = {work / 1e9:.1f} GFLOP.\n\n"
         f"Matrix-multiply peak (numpy `np.dot` of {env.settings.peak_n}² matrices, 2n³ flops, "
         f"{len(peak['float32'].values)} rounds): float32 {peak['float32']} GFLOP/s, float64 {peak['float64']} GFLOP/s. "
@@ -510,8 +511,11 @@ def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, 
     text = (f"**3 (large).** Arithmetic dominates here ({work / steps / 1e6:.0f} MFLOP per step). A step this large "
             "(batch rows × weights ≥ 2²¹, batch ≥ 128) trains in two halves at once, one per core "
             "(nncli.kernels.mlp.train_epoch_split): each thread gathers its 128 rows and runs forward, loss and "
-            "backward with a one-thread BLAS, then both threads sum the halves' gradients and apply Adam, each on "
-            "half of the parameters; the threads meet at a spin barrier (nncli.kernels.sync) three times a step.")
+            "backward with a one-thread BLAS, but leaves the weight-gradient GEMMs (a third of the arithmetic) as "
+            "blocks that whichever thread is free computes; then the threads sum the halves' gradients and apply "
+            "Adam, claiming the parameters eight shares at a time, so that a core running slower (this machine's "
+            "cores are shared) hands work to the other instead of holding it at a barrier; the threads meet at a "
+            "spin barrier (nncli.kernels.sync) three times a step.")
     for dt in ("float32", "float64"):
         nn, gemm, halves = med[f"nncli {dt}"], med[f"numpy GEMMs only {dt}"], med[f"numpy GEMMs in halves {dt}"]
         share = lambda seconds: 100 * work / seconds / 1e9 / peak[dt]  # noqa: E731
@@ -523,8 +527,9 @@ def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, 
             text += (f". In halves they take {num(halves)} s, {100 * halves / nn:.0f}% of nncli's loop ({num(nn)} s): "
                      f"the other {num(nn - halves)} s is nncli's work outside those GEMMs.")
         else:
-            text += (f", but in halves took {num(halves)} s, longer than nncli's whole loop ({num(nn)} s): in this "
-                     "run the split cannot be read off (other load? see the busy note).")
+            text += (f", but in halves took {num(halves)} s, longer than nncli's whole loop ({num(nn)} s): numpy's "
+                     "halves are fixed, one per thread, so a core running slower holds up its half of the epoch, while "
+                     "nncli's threads share out the weight gradients and the update.")
     text += (" These GEMMs are thin (k or n is 32 or 1; m is 128 rows a half), so even one BLAS thread per core "
              "runs them below the square-matrix peak. What nncli adds to the GEMMs is bias adds, activation and "
              f"derivative loops, the row gather, summing the halves' gradients and the Adam update of {n_params:,} "
