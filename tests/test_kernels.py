@@ -56,7 +56,7 @@ def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     ws = np.zeros(offs[-1])
     grad = np.zeros_like(net.theta)
     value = mlp.loss_and_gradient(net.theta, net.running, grad, net.layout, net.layer_hp, LOSSES[loss].code,
-                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True, False)
+                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True)
     return value, grad
 
 
@@ -560,7 +560,7 @@ PLAIN_RUNS = [("[{units: 6, activation: relu}, {units: 4, activation: leaky_relu
               ("[{units: 5, activation: tanh}, {units: 3, activation: sigmoid}]", "mse", "sgd", 1.0),
               ("[{units: 4, activation: linear}]", "mse", "adam", 0.5),
               # 16 x 64 x 48 multiply-adds: the plain backward pass leaves this weight gradient to
-              # train_epoch (mlp.backward's defer); the last batch's 10 rows stay under it
+              # train_epoch (mlp._defers); the last batch's 10 rows stay under it
               ("[{units: 64, activation: relu}, {units: 48, activation: tanh, dropout: 0.1}]", "mse", "adam", 0.0)]
 
 

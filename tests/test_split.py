@@ -121,7 +121,7 @@ def _deferred_setup(nb=81):
 
 
 def _expected_dW(layout, offs, ws, l, rows):
-    """dW = A_in.T @ dZ from the workspace regions backward(defer) leaves them in (mlp._layer_views)."""
+    """dW = A_in.T @ dZ from the workspace regions the plain backward pass leaves them in (mlp._layer_views)."""
     L, bs = len(layout), offs[5 + len(layout)]
     n_in, width = layout[l, mlp.N_IN], layout[l, mlp.N_OUT] * layout[l, mlp.PIECES]
     dZ = ws[offs[3 + L] if l == L - 1 else offs[3 + l]:][:rows * width].reshape(rows, width)

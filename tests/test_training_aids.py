@@ -25,7 +25,7 @@ def seeded_loss_and_gradient(seed, theta, running, grad, layout, layer_hp, code,
     """The kernel's training-mode loss with numba's generator reset first: a fixed dropout mask
     and fixed rrelu slopes, so that finite differences see one deterministic function."""
     np.random.seed(seed)
-    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs, True, False)
+    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs, True)
 
 
 def params_of(name):

@@ -449,23 +449,24 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras
 
 @kernel(inline="always")
 def _defers(layout, l, nb):
-    """Whether backward(defer) leaves layer l's weight gradient to its caller, for nb rows: the
-    ones BLAS computes."""
+    """Whether the plain backward pass leaves layer l's weight gradient to its caller, for nb rows:
+    the ones BLAS computes."""
     return nb * layout[l, N_IN] * layout[l, N_OUT] * layout[l, PIECES] >= BLAS_MIN_MACS
 
 
 @kernel()
-def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
+def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
     """Backward pass after `forward(training=True)`: dL/dZ of the output layer is in buffer P0;
     fills grad.
 
-    defer (plain variant only): the weight gradients BLAS would compute (_defers) are left
-    undone, for the caller to compute with _weight_gradient (train_epoch_split: later, on either
-    thread); so dL/dZ of each layer stays in the workspace: the output layer's in P0, a hidden
-    layer's in place of its Z, which its backward step no longer reads.
+    The plain variant (extras None) leaves the weight gradients BLAS would compute (_defers)
+    undone, for the training kernel to compute with _weight_gradient (train_epoch_split: later,
+    on either thread); so dL/dZ of each layer stays in the workspace: the output layer's in P0, a
+    hidden layer's in place of its Z, which its backward step no longer reads. (The full variant's
+    gradient records read Z after the backward pass.)
     """
     L = layout.shape[0]
-    keep = defer and extras is None
+    keep = extras is None
     cur = offs[3 + L]  # holds dL/dZ of the layer being processed
     nxt = offs[4 + L]  # scratch for dL/dA of the layer below
     for l in range(L - 1, -1, -1):
@@ -532,8 +533,8 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer):
 
 @kernel(inline="always")
 def _weight_gradient(ws, offs, layout, grad, l, blk, blocks, nb):
-    """Block blk of `blocks` blocks of the rows of layer l's weight gradient, which
-    backward(defer) left undone for the nb rows in ws: dW = A_in.T @ dZ."""
+    """Block blk of `blocks` blocks of the rows of layer l's weight gradient, which the plain
+    backward pass left undone for the nb rows in ws: dW = A_in.T @ dZ."""
     L = layout.shape[0]
     n_in = layout[l, N_IN]
     width = layout[l, N_OUT] * layout[l, PIECES]
@@ -566,9 +567,9 @@ def _penalize(theta, grad, layout, l1, l2, lo, hi):
 
 
 @kernel(inline="always")
-def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras,
-                      defer):
-    """Mean loss on one batch (training mode) and its gradient with respect to theta.
+def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras):
+    """Mean loss on one batch (training mode) and its gradient with respect to theta; in the plain
+    variant without the weight gradients backward leaves to the caller (_defers).
 
     Inlined into train_epoch by numba (inline="always"): as a function of its own, numba compiled
     it into a module that re-optimized forward, the loss and backward once more before
@@ -580,7 +581,7 @@ def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp
     Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras)
     delta = _block(ws, offs[3 + L], nb, K)
     loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta, extras)
-    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras, defer)
+    backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras)
     return loss
 
 
@@ -734,8 +735,8 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if extras is not None and augment:
             _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
-                                 extras, True)
-        if extras is None:  # the weight gradients the backward pass left (one compiled backward for both kernels)
+                                 extras)
+        if extras is None:  # the weight gradients the plain backward pass left, as train_epoch_split's do
             for l in range(L):
                 if _defers(layout, l, nb):
                     _weight_gradient(ws, offs, layout, grad, l, 0, 1, nb)
@@ -772,8 +773,8 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
 
 
 SPLIT = 2  # train_epoch_split's share of a batch: two halves, one per core
-# train_epoch_split computes a deferred weight gradient (backward's defer) in this many blocks of
-# its rows, each one claimed by whichever thread is free first.
+# train_epoch_split computes a weight gradient the plain backward pass left (_defers) in this many
+# blocks of its rows, each one claimed by whichever thread is free first.
 BLOCKS = 2
 # ... and sums the halves' gradients and updates the weights in this many shares of theta, claimed
 # the same way.
@@ -906,7 +907,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
                 if seed != 0:
                     np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
                 losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
-                                              swb, ws, offs, None, True)
+                                              swb, ws, offs, None)
                 for l in range(L):
                     for blk in range(BLOCKS):
                         atomic_store(sync, _task(h, l, blk, L), step - first_step + 1)

@@ -52,7 +52,7 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
               (mlp.clip_gradient, (vec, f, f))]
     own = [(mlp.workspace_offsets, (i2, i)),  # nncli.train sizes the workspace with it
            (mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
-           (mlp.backward, (*net, mat, vec, i1, i, flag, types.literal(True))),
+           (mlp.backward, (*net, mat, vec, i1, i, flag)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
     if extras is not None:
         own += [(mlp._augment, (mat, mat, vec, vec, f1, f1)),
