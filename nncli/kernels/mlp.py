@@ -798,6 +798,13 @@ def _share(n, h):
 
 
 @kernel(inline="always")
+def _half(nb, h):
+    """Offset and rows of half h of a batch of nb rows (the second takes the odd row)."""
+    first = nb // SPLIT
+    return h * first, first if h == 0 else nb - first
+
+
+@kernel(inline="always")
 def _claim_share(sync, phase, n_threads):
     """The next unclaimed share of theta in phase (counted from 0 in the kernel's call), or
     SHARES or more when none is left. Every thread claims until it gets none, so a phase takes
@@ -824,8 +831,7 @@ def _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, k):
         pending = False
         for i in range(SPLIT):
             h = (tid + i) % SPLIT
-            first = nb // SPLIT
-            rows = first if h == 0 else nb - first
+            rows = _half(nb, h)[1]
             for l in range(L - 1, -1, -1):
                 if not _defers(layout, l, rows):
                     continue
@@ -898,8 +904,8 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
         nb = min(batch_size, n - start)
         first = nb // SPLIT
         for h in range(tid, SPLIT, n_threads):
-            lo = start + h * first
-            rows = first if h == 0 else nb - first
+            offset, rows = _half(nb, h)
+            lo = start + offset
             losses[h] = 0.0
             if rows > 0:
                 ws = ws2[h]
