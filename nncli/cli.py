@@ -118,6 +118,8 @@ DelimiterOpt = Annotated[Optional[str], typer.Option(
     "--delimiter", help="Field separator of the CSV (data.delimiter; default ',' or the model's).")]
 EncodingOpt = Annotated[Optional[str], typer.Option(
     "--encoding", help="Text encoding of the CSV (data.encoding; default utf-8 or the model's).")]
+ChunkRowsOpt = Annotated[int, typer.Option(min=1, help="At most this many rows read and predicted at a time.")]
+CHUNK_ROWS = 100_000  # nncli.predict.DEFAULT_CHUNK_ROWS, not imported here: that takes pandas and numba
 
 
 def _return_freed_blocks() -> None:
@@ -295,6 +297,7 @@ def _save_checkpoint(result, data, model_path: Path, signum) -> None:
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model file written by nncli train.")],
     data: Annotated[Path, typer.Argument(help="Labelled CSV file.")],
+    chunk_rows: ChunkRowsOpt = CHUNK_ROWS,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
     as_json: JsonOpt = False,
@@ -306,7 +309,7 @@ def evaluate(
 
         loaded = _load_model(model, delimiter, encoding)
         _note_unused(loaded, data)
-        result = evaluate_fn(loaded, data)
+        result = evaluate_fn(loaded, data, chunk_rows=chunk_rows)
         if as_json:
             _emit_json(_clean(result))
         else:
@@ -322,7 +325,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output CSV (default: stdout).")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class.")] = False,
     keep: Annotated[Optional[list[str]], typer.Option("--keep", help="Copy this input column (repeatable).")] = None,
-    chunk_rows: Annotated[int, typer.Option(min=1, help="At most this many rows read and predicted at a time.")] = 100_000,
+    chunk_rows: ChunkRowsOpt = CHUNK_ROWS,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
 ):

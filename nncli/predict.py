@@ -18,7 +18,7 @@ from nncli.preprocess import numeric_values
 from nncli.train import logits
 
 DEFAULT_CHUNK_ROWS = 100_000
-FORMAT_AHEAD = 2  # chunks whose lines may be in the making or waiting to be written (see _write_chunks)
+CHUNKS_AHEAD = 2  # chunks whose work may be in the making or waiting to be taken (see _in_order)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -109,26 +109,36 @@ def predict(model: Model, data_path, out_path=None, *, proba: bool = False, keep
 
 
 def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
-    """Write the prediction lines of every chunk, in order; returns rows written.
-
-    A chunk's lines are made on a thread of their own (FORMAT_AHEAD chunks at most wait to be
-    written) while this thread reads the next chunk: the preprocessing, the forward pass and numpy
-    hold no GIL, so that work shares the cores with the file's parse threads (nncli.data) instead
-    of taking turns with the reading. Errors come as when chunks went one at a time: a chunk that
-    fails stops the output there (the chunks made after it are never written), and if reading
-    fails, the chunks before are written first, so that an error in one of them is the one raised."""
+    """Write the prediction lines of every chunk, in order; returns rows written."""
     def lines(table, first: bool):
         text = csv_text(output_columns(model, table, proba, list(keep)), header=first)
         return text.encode() if binary else text
 
-    n, pending = 0, deque()
+    written = [0]
 
-    def write(keep_waiting: int) -> None:
-        nonlocal n
-        while len(pending) > keep_waiting:
+    def write(text, rows: int) -> None:
+        f.write(text)
+        written[0] += rows
+
+    _in_order(chunks, lines, write)
+    return written[0]
+
+
+def _in_order(chunks, work, take) -> None:
+    """take(work(table, first), rows) for every chunk, in order.
+
+    work runs on a thread of its own (CHUNKS_AHEAD chunks at most wait to be taken) while this
+    thread reads the next chunk: the preprocessing, the forward pass and numpy hold no GIL, so
+    that work shares the cores with the file's parse threads (nncli.data) instead of taking turns
+    with the reading. Errors come as when chunks went one at a time: a chunk whose work fails stops
+    there (the chunks after it are never taken), and if reading fails, the chunks before are taken
+    first, so that an error in one of them is the one raised."""
+    pending = deque()
+
+    def take_all_but(waiting: int) -> None:
+        while len(pending) > waiting:
             job, rows = pending.popleft()
-            f.write(job.result())
-            n += rows
+            take(job.result(), rows)
 
     with ThreadPoolExecutor(1, thread_name_prefix="nncli-predict") as pool:
         tables = enumerate(chunks)
@@ -138,12 +148,11 @@ def _write_chunks(model, chunks, f, proba, keep, binary) -> int:
             except StopIteration:
                 break
             except Exception:
-                write(0)
+                take_all_but(0)
                 raise
-            pending.append((pool.submit(lines, table, i == 0), len(table.frame)))
-            write(FORMAT_AHEAD)
-        write(0)
-    return n
+            pending.append((pool.submit(work, table, i == 0), len(table.frame)))
+            take_all_but(CHUNKS_AHEAD)
+        take_all_but(0)
 
 
 def output_columns(model: Model, table: Table, proba: bool, keep: list[str]) -> dict:
@@ -235,19 +244,33 @@ def _quote(cell: str) -> str:
     return cell
 
 
-def evaluate(model: Model, data_path) -> dict:
-    """Metrics on labelled data; the target column must be present."""
-    table = read_for_model(model, data_path)
+def evaluate(model: Model, data_path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> dict:
+    """Metrics on labelled data; the target column must be present.
+
+    The file is read chunk by chunk, as predict reads it: only the targets and the model's
+    outputs of every row are kept for the metrics, not the table."""
     prep = model.prep
-    table = prep.match_columns(table)
-    if prep.target not in table.frame.columns:
-        raise DataError(f"{data_path}: no target column '{prep.target}' to evaluate against")
-    X = prep.transform(table, model.network.dtype)
-    P = probabilities(model, X)
+
+    def scored(table: Table, first: bool) -> tuple[np.ndarray, np.ndarray]:
+        table = prep.match_columns(table)
+        if prep.target not in table.frame.columns:
+            raise DataError(f"{data_path}: no target column '{prep.target}' to evaluate against")
+        P = probabilities(model, prep.transform(table, model.network.dtype))
+        if prep.task == "regression":
+            return prep.unscale_target(prep.encode_target(table, np.float64)[:, 0]), P[:, 0]
+        return prep.target_indices(table).astype(np.min_scalar_type(len(prep.labels))), P
+
+    kept = [], []  # the chunks' targets and outputs
+
+    def keep(result, rows: int) -> None:
+        for part, values in zip(kept, result):
+            part.append(values)
+
+    _in_order(read_for_model(model, data_path, chunk_rows=chunk_rows), scored, keep)
+    y, P = (np.concatenate(part) for part in kept)
+    del kept  # the chunks' arrays: the metrics below need memory of their own
     if prep.task == "regression":
-        y = prep.unscale_target(prep.encode_target(table, np.float64)[:, 0])
-        return {"task": "regression", **metrics.regression(y, P[:, 0])}
-    y = prep.target_indices(table)
+        return {"task": "regression", **metrics.regression(y, P)}
     return {"task": prep.task, **metrics.classification(y, P, prep.labels)}
 
 

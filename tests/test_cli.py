@@ -456,6 +456,43 @@ def test_predict_to_stdout_stops_at_the_chunk_that_fails(files, tmp_path):
     assert result.stdout == "".join(whole.splitlines(keepends=True)[:201])  # the header and 200 rows
 
 
+def test_eval_reads_chunk_by_chunk_and_agrees_with_its_predictions(files, tmp_path):
+    """eval reads a file as predict does, a chunk at a time (7 rows; or each block, of 128 KiB
+    and then 512 KiB), and keeps only the targets and the outputs: its metrics are scikit-learn's
+    on the probabilities predict writes for the same file."""
+    from sklearn import metrics as skm
+
+    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
+    path = tmp_path / "big.csv"
+    pd.concat([churn] * 20, ignore_index=True).to_csv(path, index=False)  # 12,000 rows, 4 blocks
+    got = {rows: json.loads(invoke("eval", files["model"], path, "--json", "--chunk-rows", rows).stdout)
+           for rows in (7, 100_000)}
+    # the same up to float32 rounding: a row's output can change in the last bit with the rows
+    # computed alongside it (BLAS blocks the rows of a chunk)
+    assert got[7]["confusion_matrix"] == got[100_000]["confusion_matrix"]
+    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
+        assert got[7][metric] == pytest.approx(got[100_000][metric], rel=1e-6), metric
+    proba = pd.read_csv(io.StringIO(invoke("predict", files["model"], path, "--proba").stdout))
+    y = (pd.read_csv(path)["churned"] == "yes").to_numpy()
+    p_yes = proba["proba_yes"].to_numpy()
+    assert got[7]["n"] == len(y) == 12_000
+    assert got[7]["accuracy"] == pytest.approx(skm.accuracy_score(y, proba["prediction"] == "yes"), abs=1e-12)
+    assert got[7]["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p_yes), rel=1e-9)
+    assert got[7]["log_loss"] == pytest.approx(skm.log_loss(y, p_yes), rel=1e-8)  # (10 digits written)
+    assert got[7]["confusion_matrix"] == skm.confusion_matrix(y, proba["prediction"] == "yes").tolist()
+
+
+def test_eval_names_the_line_of_a_bad_target_in_a_later_chunk(files, tmp_path):
+    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
+    churn.loc[250, "churned"] = "maybe"
+    path = tmp_path / "bad_target.csv"
+    churn.to_csv(path, index=False)
+    result = invoke("eval", files["model"], path, "--chunk-rows", 100)
+    assert result.exit_code == DATA
+    assert "line 252: target 'maybe' is not one of" in one_line_error(result.stderr)
+    assert result.stdout == ""
+
+
 def test_predict_output_file_has_the_usual_permissions(files, tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)

@@ -144,3 +144,10 @@ def test_regression_metrics(seed):
 
 def test_r2_of_constant_target_is_nan():
     assert np.isnan(metrics.regression(np.full(4, 2.0), np.array([1.0, 2.0, 3.0, 2.0]))["r2"])
+
+
+def test_roc_auc_ranks_nan_scores_last_and_tied():
+    # negatives sorted: 0.2, NaN. The positive at NaN is above one negative and tied with one
+    # (1.5), the positive at 0.5 above one (1): U = 2.5 of 2 x 2 pairs
+    y = np.array([1, 0, 1, 0])
+    assert metrics.roc_auc(y, np.array([np.nan, np.nan, 0.5, 0.2])) == 0.625
