@@ -181,7 +181,7 @@ class TrainState:
     step: int = 0  # steps of that epoch already done
     t: int = 0  # optimizer steps so far
     perm: np.ndarray | None = None  # the epoch's row order, once drawn
-    seed: int = 0  # the epoch's base seed for numba's generator (0: nothing random)
+    seed: int = 0  # the epoch's base seed for the kernels' random draws (nncli.kernels.rng; 0: nothing random)
     loss_sum: float = 0.0  # of the epoch so far
     clipped: int = 0
     history: dict = field(default_factory=lambda: {"train_loss": [], "val_loss": [], "val_metric": [], "lr": []})

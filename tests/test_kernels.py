@@ -56,7 +56,7 @@ def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     ws = np.zeros(offs[-1])
     grad = np.zeros_like(net.theta)
     value = mlp.loss_and_gradient(net.theta, net.running, grad, net.layout, net.layer_hp, LOSSES[loss].code,
-                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True)
+                                  np.array([hp, 0.0]), X.copy(), Y.copy(), sw, ws, offs, True, np.uint64(0))
     return value, grad
 
 
@@ -660,9 +660,11 @@ def test_the_plain_kernels_give_nan_for_an_activation_they_leave_out():
     non-finite loss instead of going on with wrong numbers."""
     Z = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
     A, D = np.zeros_like(Z), np.zeros_like(Z)
-    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, None)
+    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, None,
+                                        np.uint64(0))
     assert np.isnan(A).all() and np.isnan(D).all()
-    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True)
+    from_python(mlp.activation_forward)(ACTIVATIONS["elu"].code, Z, A, D, 1.0, 0.0, np.zeros(1), 1, False, True,
+                                        np.uint64(0))
     np.testing.assert_allclose(A, np.where(Z > 0, Z, np.expm1(Z)))
 
 

@@ -8,7 +8,7 @@ import pytest
 from kernel_call import from_python
 from numba import njit
 
-from nncli.kernels import mlp
+from nncli.kernels import mlp, rng
 from nncli.kernels.activations import ACTIVATIONS, N_PARAMS
 from nncli.kernels.layout import INPUT_DROPOUT, MIXUP, NOISE, TRAIN_HP_COLS
 from nncli.kernels.losses import LOSSES, loss_and_delta
@@ -22,10 +22,10 @@ TRAINABLE = [name for name, a in ACTIVATIONS.items() if a.trainable]
 
 @njit
 def seeded_loss_and_gradient(seed, theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs):
-    """The kernel's training-mode loss with numba's generator reset first: a fixed dropout mask
-    and fixed rrelu slopes, so that finite differences see one deterministic function."""
-    np.random.seed(seed)
-    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs, True)
+    """The kernel's training-mode loss with the draws of one key: a fixed dropout mask and fixed
+    rrelu slopes, so that finite differences see one deterministic function."""
+    return mlp.loss_and_gradient(theta, running, grad, layout, layer_hp, code, hp, X, Y, sw, ws, offs, True,
+                                 rng.step_key(seed, 0))
 
 
 def params_of(name):
@@ -201,14 +201,13 @@ def test_rrelu_draws_slopes_in_range_while_training_and_uses_their_mean_after():
     code = ACTIVATIONS["rrelu"].code
     _seeded_activation(0, code, Z, A, D, 0.1, 0.3)
     assert D.min() >= 0.1 and D.max() <= 0.3 and D.std() > 0.03
-    from_python(mlp.activation_forward)(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False, True)
+    from_python(mlp.activation_forward)(code, Z, A, D, 0.1, 0.3, np.zeros(1), 1, False, True, np.uint64(0))
     np.testing.assert_allclose(D, 0.2)
 
 
 @njit
 def _seeded_activation(seed, code, Z, A, D, p0, p1):
-    np.random.seed(seed)
-    mlp.activation_forward(code, Z, A, D, p0, p1, np.zeros(1), 1, True, True)
+    mlp.activation_forward(code, Z, A, D, p0, p1, np.zeros(1), 1, True, True, rng.step_key(seed, 0))
 
 
 def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
@@ -230,8 +229,7 @@ def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
 
 @njit
 def _seeded_augment(seed, X, Y, sw, tmp, hp, mix):
-    np.random.seed(seed)
-    mlp._augment(X, Y, sw, tmp, hp, mix)
+    mlp._augment(X, Y, sw, tmp, hp, mix, rng.step_key(seed, 0))
 
 
 def test_mixup_draws_follow_beta_and_repeat_with_the_seed():

@@ -38,7 +38,7 @@ from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 
 from nncli.kernels import arrayobj, kernel
-from nncli.kernels import record
+from nncli.kernels import record, rng
 from nncli.kernels.activations import MAXOUT, PRELU, RELU, RRELU, activate_rows, leaky_relu
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
@@ -355,8 +355,9 @@ def batch_norm_backward(G, H, sig, gamma, dgamma, dbeta):
 
 
 @kernel()
-def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training, extras):
-    """A = f(Z) and D = f'(Z) (maxout: D = index of the winning piece).
+def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training, extras, key):
+    """A = f(Z) and D = f'(Z) (maxout: D = index of the winning piece); rrelu's random slopes in
+    training are the draws of stream `key` (nncli.kernels.rng).
 
     relu in the plain kernels (extras None) writes A alone: its derivative is 1 where A > 0 and
     0 elsewhere, and backward reads it from A, which there is relu's output (times a dropout
@@ -394,18 +395,19 @@ def activation_forward(code, Z, A, D, p0, p1, alpha, pieces, training, extras):
                 if z > 0.0:
                     A[i, j], D[i, j] = z, 1.0
                 else:
-                    slope = np.random.uniform(p0, p1)
+                    slope = p0 + (p1 - p0) * rng.uniform(key, i * u + j)
                     A[i, j], D[i, j] = slope * z, slope
     else:
         activate_rows(code, Z, A, D, p0, p1, extras)
 
 
 @kernel()
-def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras):
+def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras, key):
     """Forward pass on Xb (nb, n_in); returns the logits (nb, K), a view into ws.
 
     Each hidden layer's buffers are left in ws for the backward pass. With training, batch norm
-    uses batch statistics (and updates the running ones), dropout and rrelu draw random numbers.
+    uses batch statistics (and updates the running ones), dropout and rrelu draw random numbers
+    from the streams of `key`, the step's key (nncli.kernels.rng).
     """
     L = layout.shape[0]
     A_in = Xb
@@ -431,17 +433,19 @@ def forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, training, extras
             batch_norm_forward(Z, H, mu, sig, gamma, beta, run_mean, run_var, training,
                                    layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
         alpha = _span(theta, max(layout[l, A_OFF], 0), max(layout[l, N_A], 1))
+        draws = rng.stream(key, l)
         activation_forward(layout[l, ACT], Z, A, D, layer_hp[l, P0], layer_hp[l, P1], alpha, pieces, training,
-                           extras)
+                           extras, rng.stream(draws, rng.RRELU))
         if extras is not None and bn == BN_AFTER:
             batch_norm_forward(A, H, mu, sig, gamma, beta, run_mean, run_var, training,
                                layer_hp[l, BN_MOMENTUM], layer_hp[l, BN_EPS])
         p = layer_hp[l, DROPOUT]
         if training and p > 0.0:
             keep = 1.0 / (1.0 - p)  # inverted dropout: no rescaling at inference
+            mask = rng.stream(draws, rng.DROPOUT)
             for i in range(nb):
                 for j in range(units):
-                    M[i, j] = keep if np.random.random() >= p else 0.0
+                    M[i, j] = keep if rng.uniform(mask, i * units + j) >= p else 0.0
                     A[i, j] *= M[i, j]
         A_in = A
     return A_in
@@ -567,7 +571,7 @@ def _penalize(theta, grad, layout, l1, l2, lo, hi):
 
 
 @kernel(inline="always")
-def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras):
+def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs, extras, key):
     """Mean loss on one batch (training mode) and its gradient with respect to theta; in the plain
     variant without the weight gradients backward leaves to the caller (_defers).
 
@@ -578,7 +582,7 @@ def loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp
     nb = Xb.shape[0]
     L = layout.shape[0]
     K = layout[L - 1, N_OUT]
-    Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras)
+    Zout = forward(theta, running, layout, layer_hp, Xb, ws, offs, nb, True, extras, key)
     delta = _block(ws, offs[3 + L], nb, K)
     loss = loss_and_delta(loss_code, loss_hp, Zout, Yb, swb, delta, extras)
     backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras)
@@ -638,21 +642,23 @@ def _mix_rows(arr, tmp, lam, shift):
 
 
 @kernel()
-def _augment(Xb, Yb, swb, tmp, train_hp, mix):
+def _augment(Xb, Yb, swb, tmp, train_hp, mix, key):
     """Input noise, input dropout and mixup on one gathered batch, in place; mix: this step's
-    mixup draws (lambda, u), drawn in Python (nncli.train.mixup_draws)."""
+    mixup draws (lambda, u), drawn in Python (nncli.train.mixup_draws); the noise and the input
+    dropout are draws of the step's key (nncli.kernels.rng)."""
     nb, d = Xb.shape
+    draws = rng.stream(key, rng.INPUTS)
     sigma = train_hp[NOISE]
     if sigma > 0.0:
         for i in range(nb):
             for j in range(d):
-                Xb[i, j] += sigma * np.random.standard_normal()
+                Xb[i, j] += sigma * rng.normal(rng.stream(draws, rng.NOISE), i * d + j)
     p = train_hp[INPUT_DROPOUT]
     if p > 0.0:
         keep = 1.0 / (1.0 - p)
         for i in range(nb):
             for j in range(d):
-                Xb[i, j] *= keep if np.random.random() >= p else 0.0
+                Xb[i, j] *= keep if rng.uniform(rng.stream(draws, rng.INPUT_DROPOUT), i * d + j) >= p else 0.0
     alpha = train_hp[MIXUP]
     if alpha > 0.0 and nb > 1:
         # mix each row with the row `shift` places on (Zhang et al., 2018: one lambda per batch)
@@ -697,10 +703,10 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
     """Mini-batch training over the rows in `perm` from step `first_step` of the epoch to its end;
     returns the new optimizer step count t.
 
-    Rows are visited in perm's order, batch_size at a time. With seed != 0, numba's generator is
-    reseeded with seed + step before every step, so that the random draws of a step (dropout,
-    rrelu, noise) do not depend on where a run was interrupted and resumed. mix holds each step's
-    mixup draws (steps, 2); without mixup one row of zeros.
+    Rows are visited in perm's order, batch_size at a time. The random draws of a step (dropout,
+    rrelu, noise) come from its key, rng.step_key(seed, step), so that they do not depend on where
+    a run was interrupted and resumed. mix holds each step's mixup draws (steps, 2); without mixup
+    one row of zeros.
 
     Stops early, leaving stats[STATUS] != OK and stats[STEP] = the step of the epoch it stopped
     at: before the update of a step whose loss or gradient is not finite (NONFINITE_*), or before
@@ -728,14 +734,13 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
         if control[0] != 0:
             stats[STATUS] = INTERRUPTED
             return t
-        if seed != 0:
-            np.random.seed((seed + step) % 2147483647)
+        key = rng.step_key(seed, step)
         nb = min(batch_size, n - start)
         Xb, Yb, swb = _gather(X, Y, sw, perm, start, nb, ws, offs)
         if extras is not None and augment:
-            _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)])
+            _augment(Xb, Yb, swb, ws[offs[4 + L]:offs[6 + L]], train_hp, mix[min(step, mix.shape[0] - 1)], key)
         loss = loss_and_gradient(theta, running, grad, layout, layer_hp, loss_code, loss_hp, Xb, Yb, swb, ws, offs,
-                                 extras)
+                                 extras, key)
         if extras is None:  # the weight gradients the plain backward pass left, as train_epoch_split's do
             for l in range(L):
                 if _defers(layout, l, nb):
@@ -878,8 +883,8 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     same decisions) and after the update. Which thread computes a block or a share does not
     change its numbers.
 
-    Every half reseeds numba's generator (per thread) with its own seed for its dropout masks, so
-    the result does not depend on the number of threads, to the last bit. Both threads call BLAS:
+    Every half draws its dropout masks from a key of its own (rng.step_key(seed, step * SPLIT +
+    h)), so the result does not depend on the number of threads, to the last bit. Both threads call BLAS:
     the caller limits BLAS to one thread of its own, since two calls at once into a
     multi-threaded OpenBLAS wait for each other.
 
@@ -910,10 +915,8 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
             if rows > 0:
                 ws = ws2[h]
                 Xb, Yb, swb = _gather(X, Y, sw, perm, lo, rows, ws, offs)
-                if seed != 0:
-                    np.random.seed(((seed + step) * SPLIT + h) % 2147483647)
                 losses[h] = loss_and_gradient(theta, running, grads2[h], layout, layer_hp, loss_code, loss_hp, Xb, Yb,
-                                              swb, ws, offs, None)
+                                              swb, ws, offs, None, rng.step_key(seed, step * SPLIT + h))
                 for l in range(L):
                     for blk in range(BLOCKS):
                         atomic_store(sync, _task(h, l, blk, L), step - first_step + 1)
@@ -992,7 +995,8 @@ def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk, extras):
     offs = workspace_offsets(layout, chunk)
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
-        Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False, extras)
+        Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False, extras,
+                       np.uint64(0))
         for i in range(nb):
             for k in range(Zout.shape[1]):
                 out[start + i, k] = Zout[i, k]

@@ -47,7 +47,7 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
     f1, f2, i1, i2 = (types.Array(t, n, "C") for t, n in ((f, 1), (f, 2), (i, 1), (i, 2)))
     flag = types.none if extras is None else types.boolean
     net = (vec, vec, i2, f2)  # theta, running (or grad), layout, layer_hp
-    helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag)),
+    helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag, types.uint64)),
               (mlp.weight_penalty, (vec, vec, i2, f, f)),
               (mlp.clip_gradient, (vec, f, f))]
     own = [(mlp.workspace_offsets, (i2, i)),  # nncli.train sizes the workspace with it
@@ -55,7 +55,7 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
            (mlp.backward, (*net, mat, vec, i1, i, flag)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
     if extras is not None:
-        own += [(mlp._augment, (mat, mat, vec, vec, f1, f1)),
+        own += [(mlp._augment, (mat, mat, vec, vec, f1, f1, types.uint64)),
                 (mlp._record_step, (f1, *net, vec, i1, i, f, i, i)),
                 (record.record_update, (f1, vec, vec, i2))]
     scoring = []
