@@ -33,9 +33,9 @@ def uniforms(key, n):
 
 @njit
 def normals(key, n):
-    out = np.empty(n)
+    out = np.empty((n, 2))
     for i in range(n):
-        out[i] = rng.normal(key, i)
+        out[i] = rng.normal_pair(key, i)
     return out
 
 
@@ -64,8 +64,11 @@ def test_uniform_draws_are_uniform_on_the_unit_interval():
     assert chi2 < 160  # 99 degrees of freedom: P(chi2 > 160) < 1e-4
 
 
-def test_normal_draws_are_standard_normal():
-    z = normals(key_of(7, 3, 1), 1_000_000)
+def test_normal_draws_are_standard_normal_and_independent_in_pairs():
+    pairs = normals(key_of(7, 3, 1), 500_000)
+    assert abs(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) < 0.01
+    assert abs(np.corrcoef(pairs[:, 0] ** 2, pairs[:, 1] ** 2)[0, 1]) < 0.01  # not only uncorrelated
+    z = pairs.ravel()
     assert np.isfinite(z).all()
     assert abs(z.mean()) < 0.005 and abs(z.std() - 1.0) < 0.005
     assert abs(np.mean(np.abs(z) > 1.959964) - 0.05) < 0.002

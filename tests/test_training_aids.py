@@ -227,6 +227,26 @@ def test_noise_input_dropout_and_mixup_change_the_batch_reproducibly():
     assert np.any((Y > 0) & (Y < 1))
 
 
+def test_input_noise_and_input_dropout_draw_what_they_should():
+    """Noise N(0, sigma^2) on every input (an odd width: the last column of a row takes the
+    first of a pair of normal draws), and input dropout keeping 1 - p of them, scaled by 1/(1 - p)."""
+    n, d = 40_000, 5
+    for noise, dropout in ((0.3, 0.0), (0.0, 0.25)):
+        hp = np.zeros(TRAIN_HP_COLS)
+        hp[[NOISE, INPUT_DROPOUT]] = (noise, dropout)
+        X = np.ones((n, d))
+        _seeded_augment(9, X, np.zeros((n, 1)), np.ones(n), np.zeros(1), hp, np.zeros(2))
+        # bounds of 5 standard errors: of a mean 1/sqrt(n), a standard deviation 1/sqrt(2n), a
+        # correlation 1/sqrt(n), a share sqrt(0.75 * 0.25 / n)
+        if noise:
+            z = (X - 1.0) / noise
+            assert np.all(np.abs(z.mean(axis=0)) < 0.025) and np.all(np.abs(z.std(axis=0) - 1.0) < 0.018)
+            assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 0.025
+        else:
+            kept = X != 0.0
+            assert np.all(np.abs(kept.mean(axis=0) - 0.75) < 0.011) and np.all(X[kept] == 1.0 / 0.75)
+
+
 @njit
 def _seeded_augment(seed, X, Y, sw, tmp, hp, mix):
     mlp._augment(X, Y, sw, tmp, hp, mix, rng.step_key(seed, 0))

@@ -650,9 +650,14 @@ def _augment(Xb, Yb, swb, tmp, train_hp, mix, key):
     draws = rng.stream(key, rng.INPUTS)
     sigma = train_hp[NOISE]
     if sigma > 0.0:
+        noise = rng.stream(draws, rng.NOISE)
+        pairs = (d + 1) // 2
         for i in range(nb):
-            for j in range(d):
-                Xb[i, j] += sigma * rng.normal(rng.stream(draws, rng.NOISE), i * d + j)
+            for j in range(0, d, 2):
+                z0, z1 = rng.normal_pair(noise, i * pairs + j // 2)
+                Xb[i, j] += sigma * z0
+                if j + 1 < d:
+                    Xb[i, j + 1] += sigma * z1
     p = train_hp[INPUT_DROPOUT]
     if p > 0.0:
         keep = 1.0 / (1.0 - p)

@@ -11,7 +11,8 @@ Keys are uint64 (any whole number is taken as one: mixed with an int64, numba wo
 uint64 a float64). step_key(seed, step) for a step, then stream(key, k) for the k-th use of it (layer l's
 stream(key, l), in which stream(.., DROPOUT) and stream(.., RRELU); stream(key, INPUTS) for the
 input noise and input dropout). Inside a stream, the element (i, j) of a (rows, width) array is
-draw i * width + j.
+draw i * width + j; normal numbers come in pairs, (i, j) and (i, j + 1) for even j from pair
+i * ceil(width / 2) + j / 2.
 """
 
 import math
@@ -58,7 +59,9 @@ def uniform(key, n):
 
 
 @kernel(inline="always")
-def normal(key, n):
-    """A standard normal number from draws 2n and 2n + 1 of stream `key` (Box and Muller, 1958)."""
-    radius = math.sqrt(-2.0 * math.log(1.0 - uniform(key, _U(2) * _U(n))))  # 1 - u in (0, 1]
-    return radius * math.cos(2.0 * math.pi * uniform(key, _U(2) * _U(n) + _U(1)))
+def normal_pair(key, m):
+    """Two independent standard normal numbers from draws 2m and 2m + 1 of stream `key` (Box and
+    Muller, 1958): one logarithm and square root for both."""
+    radius = math.sqrt(-2.0 * math.log(1.0 - uniform(key, _U(2) * _U(m))))  # 1 - u in (0, 1]
+    angle = 2.0 * math.pi * uniform(key, _U(2) * _U(m) + _U(1))
+    return radius * math.cos(angle), radius * math.sin(angle)
