@@ -1,5 +1,6 @@
 """Workload 6: `nncli predict` on a large generated CSV against `pandas.read_csv` alone on the same
-file: wall time and peak memory of each as a process (issue 5, goal 7)."""
+file: wall time and peak memory of each as a process (issue 5, goal 7); and `nncli eval`, which
+reads the file the same way."""
 
 import sys
 
@@ -27,7 +28,7 @@ def streaming(env) -> list[Section]:
     from bench.workloads import REPO, nncli_command
 
     rows = ROWS[env.settings.name]
-    title = f"6. Streaming predict: {rows:,} rows × {FEATURES} features"
+    title = f"6. Streaming predict (and eval): {rows:,} rows × {FEATURES} features"
     data = write_csv(env.tmp / f"stream_{rows}.csv", rows, FEATURES, "binary")
     small = write_csv(env.tmp / "stream_train.csv", 20_000, FEATURES, "binary", seed=1)
     tiny = write_csv(env.tmp / "stream_100.csv", 100, FEATURES, "binary", seed=2)
@@ -38,6 +39,7 @@ def streaming(env) -> list[Section]:
     run([*nncli, "train", str(small), "-c", str(cfg), "-o", str(model), "--quiet"], REPO, REPO)  # untimed: warms the cache
     commands = {"nncli predict": [*nncli, "predict", str(model), str(data), "-o", str(out)],
                 "pandas.read_csv": [sys.executable, "-c", READ_CSV, str(data)],
+                "nncli eval": [*nncli, "eval", str(model), str(data), "--json"],
                 "nncli predict, 100 rows": [*nncli, "predict", str(model), str(tiny), "-o", str(out)]}
     peaks, calls = {}, []
 
@@ -63,7 +65,9 @@ def streaming(env) -> list[Section]:
              ["pandas.read_csv, the call alone", "(timed inside that process)", Stat(calls), "",
               Stat(calls).map(lambda t: rows / t)],
              ["nncli predict, 100 rows (start-up)", "`nncli predict stream.npz stream_100.csv -o predictions.csv`",
-              Stat(seconds["nncli predict, 100 rows"]), Stat(peaks["nncli predict, 100 rows"]), ""]]
+              Stat(seconds["nncli predict, 100 rows"]), Stat(peaks["nncli predict, 100 rows"]), ""],
+             ["nncli eval", f"`nncli eval stream.npz {data.name} --json`", Stat(seconds["nncli eval"]),
+              Stat(peaks["nncli eval"]), Stat(seconds["nncli eval"]).map(lambda t: rows / t)]]
     body = (
         f"A generated CSV of {rows:,} rows ({mb:,.0f} MiB): a header, {FEATURES} float columns printed with 7 "
         f"significant digits and a 0/1 target `y` ({100_000:,} distinct rows, repeated), in the temp folder. The "
@@ -109,5 +113,8 @@ def streaming(env) -> list[Section]:
         f"start-up at all it would be {num(med['call'] / work)}."
         + (f" Against the call alone the start-up weighs most: {num(med['startup'] / med['predict'] * 100)}% of "
            "the run." if share_call.median < SPEED_GOAL else "")
+        + f" `nncli eval` on the same file takes {num(Stat(seconds['nncli eval']).median)} s at a peak of "
+        f"{num(Stat(peaks['nncli eval']).median)} MiB: it reads the chunks as predict does, and keeps each row's "
+        "target and probabilities (float64) for the metrics, whose ROC AUC sorts the scores of each class."
     )
     return [Section(title, body, limits)]
