@@ -661,9 +661,10 @@ def _augment(Xb, Yb, swb, tmp, train_hp, mix, key):
     p = train_hp[INPUT_DROPOUT]
     if p > 0.0:
         keep = 1.0 / (1.0 - p)
+        mask = rng.stream(draws, rng.INPUT_DROPOUT)
         for i in range(nb):
             for j in range(d):
-                Xb[i, j] *= keep if rng.uniform(rng.stream(draws, rng.INPUT_DROPOUT), i * d + j) >= p else 0.0
+                Xb[i, j] *= keep if rng.uniform(mask, i * d + j) >= p else 0.0
     alpha = train_hp[MIXUP]
     if alpha > 0.0 and nb > 1:
         # mix each row with the row `shift` places on (Zhang et al., 2018: one lambda per batch)
@@ -888,9 +889,9 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     same decisions) and after the update. Which thread computes a block or a share does not
     change its numbers.
 
-    Every half draws its dropout masks from a key of its own (rng.step_key(seed, step * SPLIT +
-    h)), so the result does not depend on the number of threads, to the last bit. Both threads call BLAS:
-    the caller limits BLAS to one thread of its own, since two calls at once into a
+    Every half draws its dropout masks from a key of its own, rng.step_key(seed, step * SPLIT +
+    h), so the result does not depend on the number of threads, to the last bit. Both threads
+    call BLAS: the caller limits BLAS to one thread of its own, since two calls at once into a
     multi-threaded OpenBLAS wait for each other.
 
     control is read by thread 0 alone, once a step (after the halves; a stop then leaves the
