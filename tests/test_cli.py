@@ -42,6 +42,14 @@ def one_line_error(stderr: str) -> str:
     return stderr
 
 
+def churn_with(path, row: int, column: str, value: str):
+    """The churn sample with one cell changed, written to path."""
+    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
+    churn.loc[row, column] = value
+    churn.to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict:
     """A small trained churn model and the bad inputs the error tests use."""
@@ -53,9 +61,7 @@ def files(tmp_path_factory) -> dict:
     (d / "garbage.npz").write_text("not a model\n")
     (d / "truncated.npz").write_bytes(model.read_bytes()[: model.stat().st_size // 2])
     (d / "ragged.csv").write_text("a,b,y\n1,2,0\n3,4\n")
-    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
-    churn.loc[3, "contract"] = "ten-year"
-    churn.to_csv(d / "unknown_category.csv", index=False)
+    churn_with(d / "unknown_category.csv", 3, "contract", "ten-year")
     return {"dir": d, "data": CHURN, "model": model, "bad_config": d / "bad.yaml", "garbage": d / "garbage.npz",
             "truncated": d / "truncated.npz", "ragged": d / "ragged.csv", "missing": d / "nope.csv",
             "unknown_category": d / "unknown_category.csv", "no_dir": d / "no" / "such" / "folder"}
@@ -445,10 +451,7 @@ def test_predict_reports_the_first_bad_chunk_though_the_next_is_read_meanwhile(f
 def test_predict_to_stdout_stops_at_the_chunk_that_fails(files, tmp_path):
     """An unseen category in the third chunk: its error is reported, the two chunks before it are
     on stdout, and nothing of the chunks after it, though their lines were made meanwhile."""
-    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
-    churn.loc[250, "contract"] = "ten-year"
-    path = tmp_path / "third_chunk.csv"
-    churn.to_csv(path, index=False)
+    path = churn_with(tmp_path / "third_chunk.csv", 250, "contract", "ten-year")
     result = invoke("predict", files["model"], path, "--chunk-rows", 100)
     assert result.exit_code == DATA
     assert "line 252, column 'contract'" in one_line_error(result.stderr)
@@ -483,10 +486,7 @@ def test_eval_reads_chunk_by_chunk_and_agrees_with_its_predictions(files, tmp_pa
 
 
 def test_eval_names_the_line_of_a_bad_target_in_a_later_chunk(files, tmp_path):
-    churn = pd.read_csv(CHURN, dtype=str, keep_default_na=False)
-    churn.loc[250, "churned"] = "maybe"
-    path = tmp_path / "bad_target.csv"
-    churn.to_csv(path, index=False)
+    path = churn_with(tmp_path / "bad_target.csv", 250, "churned", "maybe")
     result = invoke("eval", files["model"], path, "--chunk-rows", 100)
     assert result.exit_code == DATA
     assert "line 252: target 'maybe' is not one of" in one_line_error(result.stderr)
