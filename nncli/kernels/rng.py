@@ -8,11 +8,11 @@ threads: the draws of a step depend on the run's seed and the step alone, so tha
 draws what an uninterrupted one does.
 
 Keys are uint64 (any whole number is taken as one: mixed with an int64, numba would make a
-uint64 a float64). step_key(seed, step) for a step, then stream(key, k) for the k-th use of it (layer l's
-stream(key, l), in which stream(.., DROPOUT) and stream(.., RRELU); stream(key, INPUTS) for the
-input noise and input dropout). Inside a stream, the element (i, j) of a (rows, width) array is
-draw i * width + j; normal numbers come in pairs, (i, j) and (i, j + 1) for even j from pair
-i * ceil(width / 2) + j / 2.
+uint64 a float64): step_key(seed, step) for a step, then stream(key, k) for the k-th use of it
+(layer l's stream(key, l), in which stream(.., DROPOUT) and stream(.., RRELU); stream(key,
+INPUTS) for the input noise and input dropout). Inside a stream, the element (i, j) of a (rows,
+width) array is draw i * width + j; normal numbers come in pairs, (i, j) and (i, j + 1) for even
+j from pair i * ceil(width / 2) + j / 2.
 """
 
 import math
@@ -34,7 +34,7 @@ NOISE, INPUT_DROPOUT = 0, 1  # ... and the streams in it
 
 @kernel(inline="always")
 def _mix(z):
-    """SplitMix64's output function: a bijection of uint64 whose every output bit depends on every input bit."""
+    """SplitMix64's output function: a bijection of uint64, every output bit depending on every input bit."""
     z = (z ^ (z >> _U(30))) * _M1
     z = (z ^ (z >> _U(27))) * _M2
     return z ^ (z >> _U(31))
