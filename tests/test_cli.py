@@ -485,6 +485,30 @@ def test_eval_reads_chunk_by_chunk_and_agrees_with_its_predictions(files, tmp_pa
     assert got[7]["confusion_matrix"] == skm.confusion_matrix(y, proba["prediction"] == "yes").tolist()
 
 
+@pytest.mark.parametrize("sample", ["fruit.csv", "house_prices.csv"])
+def test_eval_in_chunks_of_a_multiclass_and_a_regression_model_agrees_with_its_predictions(sample, tmp_path):
+    """As the churn test above, for the other tasks: multiclass and regression metrics from
+    chunks of 7 rows are scikit-learn's on what predict writes for the same file."""
+    from sklearn import metrics as skm
+
+    model = tmp_path / "m.npz"
+    assert invoke("train", SAMPLES / sample, "--epochs", 3, "--seed", 1, "-o", model, "--quiet").exit_code == 0
+    got = json.loads(invoke("eval", model, SAMPLES / sample, "--json", "--chunk-rows", 7).stdout)
+    predicted = pd.read_csv(io.StringIO(invoke("predict", model, SAMPLES / sample, "--proba").stdout))
+    y = pd.read_csv(SAMPLES / sample).iloc[:, -1]
+    assert got["n"] == len(y) == len(predicted)
+    if got["task"] == "regression":  # (predict writes 10 significant digits)
+        assert got["mse"] == pytest.approx(skm.mean_squared_error(y, predicted["prediction"]), rel=1e-6)
+        assert got["mae"] == pytest.approx(skm.mean_absolute_error(y, predicted["prediction"]), rel=1e-6)
+        assert got["r2"] == pytest.approx(skm.r2_score(y, predicted["prediction"]), rel=1e-6)
+    else:
+        assert got["task"] == "multiclass"
+        assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted["prediction"]), abs=1e-12)
+        assert got["macro_f1"] == pytest.approx(skm.f1_score(y, predicted["prediction"], average="macro"), rel=1e-9)
+        proba = predicted[[f"proba_{label}" for label in got["labels"]]].to_numpy()
+        assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=got["labels"]), rel=1e-8)
+
+
 def test_eval_names_the_line_of_a_bad_target_in_a_later_chunk(files, tmp_path):
     path = churn_with(tmp_path / "bad_target.csv", 250, "churned", "maybe")
     result = invoke("eval", files["model"], path, "--chunk-rows", 100)
