@@ -262,22 +262,23 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA, want_dW):
     n, k = A_in.shape
     m = delta.shape[1]
     big = n * k * m >= BLAS_MIN_MACS
-    if want_dW and big:
-        _gemm(A_in, delta, dW, True, False, False)
-    elif want_dW and m < NARROW:  # a row's inputs times each of its 1-3 deltas: contiguous inner loops
-        dW[:, :] = 0.0
-        for i in range(n):
-            for j in range(m):
-                d = delta[i, j]
-                for p in range(k):
-                    dW[p, j] += A_in[i, p] * d
-    elif want_dW:
-        dW[:, :] = 0.0
-        for i in range(n):
-            for p in range(k):
-                a = A_in[i, p]
+    if want_dW:
+        if big:
+            _gemm(A_in, delta, dW, True, False, False)
+        elif m < NARROW:  # a row's inputs times each of its 1-3 deltas: contiguous inner loops
+            dW[:, :] = 0.0
+            for i in range(n):
                 for j in range(m):
-                    dW[p, j] += a * delta[i, j]
+                    d = delta[i, j]
+                    for p in range(k):
+                        dW[p, j] += A_in[i, p] * d
+        else:
+            dW[:, :] = 0.0
+            for i in range(n):
+                for p in range(k):
+                    a = A_in[i, p]
+                    for j in range(m):
+                        dW[p, j] += a * delta[i, j]
     db[:] = 0.0
     for i in range(n):
         for j in range(m):
@@ -544,12 +545,10 @@ def _weight_gradient(ws, offs, layout, grad, l, blk, blocks, nb):
     width = layout[l, N_OUT] * layout[l, PIECES]
     dZ = _block(ws, offs[3 + L] if l == L - 1 else offs[3 + l], nb, width)
     A_in = _block(ws, offs[0], nb, n_in) if l == 0 else _layer_views(ws, offs, layout, l - 1, nb)[1]
-    size = -(-n_in // blocks)
-    lo = min(blk * size, n_in)
-    hi = min(n_in, lo + size)
-    if hi > lo:
+    lo, size = _part(n_in, blk, blocks)
+    if size > 0:
         dW = _block(grad, layout[l, W_OFF], n_in, width)
-        _gemm_rows(A_in[:, lo:hi], dZ, dW[lo:hi], True, False, False)
+        _gemm_rows(A_in[:, lo:lo + size], dZ, dW[lo:lo + size], True, False, False)
 
 
 @kernel()
@@ -801,9 +800,10 @@ def sync_size(layers: int) -> int:
 
 
 @kernel(inline="always")
-def _share(n, h):
-    """Start and length of part h of range(n) cut into SHARES parts."""
-    size = -(-n // SHARES)
+def _part(n, h, parts):
+    """Start and length of part h of range(n) cut into `parts` parts (the last ones may be shorter,
+    or empty): a block of a weight gradient's rows, a share of theta."""
+    size = -(-n // parts)
     lo = min(h * size, n)
     return lo, min(n, lo + size) - lo
 
@@ -935,7 +935,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
         b = theta.dtype.type(1.0 - share)
         h = _claim_share(sync, 2 * (step - first_step), n_threads)
         while h < SHARES:  # the batch's gradient, a share of theta at a time
-            lo, size = _share(P, h)
+            lo, size = _part(P, h, SHARES)
             g = _span(grad, lo, size)
             g0 = _span(grads2[0], lo, size)
             g1 = _span(grads2[1], lo, size)
@@ -974,7 +974,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
         t += 1
         h = _claim_share(sync, 2 * (step - first_step) + 1, n_threads)
         while h < SHARES:  # clipping and the optimizer's update, a share at a time
-            lo, size = _share(P, h)
+            lo, size = _part(P, h, SHARES)
             if coef < 1.0:
                 g = _span(grad, lo, size)
                 for i in range(size):
