@@ -383,10 +383,9 @@ class _Blocks:
         exactly as pandas and the checks do, or declines the block."""
         if (len(data) >= COMPILED_PARSE_BYTES and len(numbers) == self.width and self.missing_bytes is not None
                 and b'"' not in data):
-            from nncli.kernels.csvparse import missing_table, parse_numbers
+            from nncli.kernels.csvparse import parse_block
 
-            values, rows = parse_numbers(np.frombuffer(data, dtype=np.uint8), self.width,
-                                         ord(self.delimiter), *missing_table(self.missing_bytes))
+            values, rows = parse_block(data, self.width, self.delimiter, self.missing_bytes)
             if rows > 0:
                 return pd.DataFrame(values[:, :rows].T, copy=False), True
         return self.parse(data, block_start, set(numbers)), False

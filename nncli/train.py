@@ -612,7 +612,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
     from nncli.kernels import CACHE_DIR
     from nncli.kernels.activations import activate_array
     from nncli.kernels.columns import moments, standardize
-    from nncli.kernels.csvparse import missing_table, parse_numbers
+    from nncli.kernels.csvparse import parse_block
 
     started = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -639,7 +639,7 @@ def warmup(dtypes=("float32", "float64")) -> dict:
         fit(build_network(2, 1, cfg["model"], dtype), rows, None, cfg["train"], "binary")
     # the CSV parser of large files, with its argument types as nncli.data passes them, and the
     # statistics of their blocks (nncli.preprocess.summarize)
-    parse_numbers(np.frombuffer(bytearray(b"1.5,NA\n"), dtype=np.uint8), 2, ord(","), *missing_table([b"NA"]))
+    parse_block(bytearray(b"1.5,NA\n"), 2, ",", [b"NA"])
     moments(np.zeros(2))
     for name in dtypes:
         standardize(np.zeros(2), 0.0, 1.0, 0.0, np.zeros((2, 1), dtype=name), 0)

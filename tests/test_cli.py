@@ -506,7 +506,9 @@ def test_eval_in_chunks_of_a_multiclass_and_a_regression_model_agrees_with_its_p
         assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted["prediction"]), abs=1e-12)
         assert got["macro_f1"] == pytest.approx(skm.f1_score(y, predicted["prediction"], average="macro"), rel=1e-9)
         proba = predicted[[f"proba_{label}" for label in got["labels"]]].to_numpy()
-        assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=got["labels"]), rel=1e-8)
+        # float32 rounding, as in the test above: predict computes these rows in one chunk, eval in
+        # chunks of 7, and a row's output can change in the last bit with the rows BLAS computes alongside
+        assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=got["labels"]), rel=1e-6)
 
 
 def test_eval_names_the_line_of_a_bad_target_in_a_later_chunk(files, tmp_path):
@@ -613,8 +615,8 @@ def test_warmup_fills_an_empty_cache_with_every_variant(tmp_path):
     for name in ("train_epoch", "predict_logits", "loss_and_delta"):  # plain (none) and full (bool) variants
         assert {sig[-1] for sig in saved[name]} == {"none", "bool"}, (name, saved[name])
     assert [sig[4] for sig in saved["train_epoch_split"]] == ["array(float32, 1d, C)"]  # theta: large steps in halves
-    assert saved["parse_numbers"] == [["array(uint8, 1d, C)", "int64", "int64", "array(uint8, 2d, C)",
-                                       "array(int64, 1d, C)"]]  # the blocks nncli.data passes (writable bytes)
+    assert saved["parse_numbers"] == [["array(uint8, 1d, C)", "array(float64, 2d, C)", "int64",
+                                       "array(uint8, 2d, C)", "array(int64, 1d, C)"]]  # as nncli.data passes blocks
 
 
 def test_an_infinite_target_is_one_line_without_numpy_warnings(tmp_path):

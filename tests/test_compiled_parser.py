@@ -8,14 +8,13 @@ import pytest
 
 import nncli.data
 from nncli.data import _Blocks, read_table
-from nncli.kernels.csvparse import missing_table, parse_numbers
+from nncli.kernels.csvparse import parse_block
 from nncli.schema import DEFAULT_MISSING
 
 
 def compiled(text: str | bytes, width: int, missing=DEFAULT_MISSING, delimiter=","):
     data = bytearray(text.encode() if isinstance(text, str) else text)  # as nncli.data passes blocks
-    values, rows = parse_numbers(np.frombuffer(data, dtype=np.uint8), width, ord(delimiter),
-                                 *missing_table([m.encode() for m in missing]))
+    values, rows = parse_block(data, width, delimiter, [m.encode() for m in missing])
     return None if rows < 0 else values[:, :rows].T
 
 

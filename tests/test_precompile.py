@@ -120,9 +120,10 @@ def test_parallel_compile_setting_is_checked(monkeypatch):
 def test_cold_reads_the_cache_index(tmp_path):
     """cold() is True for a signature neither compiled nor cached, False once it is cached."""
     script = ("import json, numba\nfrom nncli.kernels import mlp, precompile\n"
-              "sig = (numba.typeof(mlp.np.zeros((1, 9), dtype=mlp.np.int64)), numba.int64)\n"
-              "before = precompile.cold(mlp.workspace_offsets, sig)\nmlp.workspace_offsets.compile(sig)\n"
-              "print(json.dumps([before, precompile.cold(mlp.workspace_offsets, sig)]))")
+              "sig = (numba.typeof(mlp.np.zeros((1, 9), dtype=mlp.np.int64)), numba.int64,\n"
+              "       numba.typeof(mlp.np.zeros(8, dtype=mlp.np.int64)))\n"
+              "before = precompile.cold(mlp.fill_offsets, sig)\nmlp.fill_offsets.compile(sig)\n"
+              "print(json.dumps([before, precompile.cold(mlp.fill_offsets, sig)]))")
     env = dict(os.environ, NNCLI_CACHE_DIR=str(tmp_path))
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
             for _ in range(2)]

@@ -131,6 +131,9 @@ if CACHE:
     os.environ["NUMBA_CACHE_DIR"] = str(CACHE_DIR)
 
 import numba  # noqa: E402  (after the environment is set: numba reads it on import)
+from numba.core import cgutils  # noqa: E402
+from numba.core.imputils import impl_ret_untracked  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 _preload_cython_blas()
 
@@ -224,6 +227,32 @@ def arrayobj():
     from numba.np import arrayobj as module
 
     return module
+
+
+@intrinsic
+def stack_array(typingctx, n, like):
+    """An uninitialized C-contiguous vector of n elements of like's dtype, on the stack of the
+    kernel whose code calls it, for a little scratch memory. np.empty would allocate, and its
+    implementation lives in numba.np.arrayobj, which every process that loads such a kernel from
+    the cache then imports to rebuild the implementation's environment (0.03 s). The vector lives
+    until the calling kernel returns: it must not be returned, and is taken outside loops (each
+    call takes more of the stack). Like mlp._block's views it has no reference count."""
+    if not isinstance(like, numba.types.Array) or not isinstance(n, numba.types.Integer):
+        return None
+    ret = numba.types.Array(like.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        count = context.cast(builder, args[0], sig.args[0], numba.types.intp)
+        element = context.get_data_type(ret.dtype)
+        itemsize = context.get_constant(numba.types.intp, context.get_abi_sizeof(element))
+        out = arrayobj().make_array(ret)(context, builder)
+        arrayobj().populate_array(out, data=builder.alloca(element, size=count),
+                                  shape=cgutils.pack_array(builder, [count]),
+                                  strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize,
+                                  meminfo=None, parent=None)
+        return impl_ret_untracked(context, builder, ret, out._getvalue())
+
+    return ret(n, like), codegen
 
 
 def _no_extensions():

@@ -59,10 +59,13 @@ def _digit_run(word):
 
 
 @jit(nogil=True)
-def parse_numbers(data, width, delimiter, missing, lengths):
-    """Parse `data` (uint8 bytes of whole lines) into a float64 array (width, lines) and the number of
-    rows it holds: columns [:, :rows] are the cells, NaN where a missing string (missing[k, :lengths[k]])
-    stands, or rows = -1 where the block is not one this parser takes (the module docstring).
+def parse_numbers(data, out, delimiter, missing, lengths):
+    """Parse `data` (uint8 bytes of whole lines) into out, a float64 array (width, lines) with a
+    column for each line (lines = newlines + 1; the caller allocates it: np.empty in a kernel
+    would make every process that loads this one import numba.np.arrayobj, 0.03 s); returns the
+    number of rows it holds: columns [:, :rows] are the cells, NaN where a missing string
+    (missing[k, :lengths[k]]) stands, or -1 where the block is not one this parser takes (the
+    module docstring).
 
     One flat function: numba passes an array to a compiled callee with a reference count update,
     which cost more than the parsing itself here (the helpers above are inlined in numba's IR).
@@ -73,17 +76,13 @@ def parse_numbers(data, width, delimiter, missing, lengths):
     goes the general way, which reads any number this parser takes.
     """
     n = data.shape[0]
-    lines = 1
-    for i in range(n):
-        if data[i] == _NEWLINE:
-            lines += 1
-    out = np.empty((width, lines))
+    width = out.shape[0]
     if _ZERO <= delimiter <= _NINE or delimiter in (_PLUS, _MINUS, _DOT, 101, 69):  # can be part of a number
-        return out, -1  # ("-1-2" would be two numbers here, three cells to pandas)
+        return -1  # ("-1-2" would be two numbers here, three cells to pandas)
     for k in range(lengths.shape[0]):  # a missing string that pandas would split or unquote
         for t in range(lengths[k]):
             if missing[k, t] == _NEWLINE or missing[k, t] == _RETURN or missing[k, t] == _QUOTE:
-                return out, -1
+                return -1
     pos, row, col = 0, 0, 0
     while pos < n or col:  # a cell at a time (the last cell of a line may start at the end: "1,")
         last = col == width - 1
@@ -167,10 +166,10 @@ def parse_numbers(data, width, delimiter, missing, lengths):
         while end < n and data[end] != delimiter and data[end] != _NEWLINE:
             end += 1
         if last == (end < n and data[end] == delimiter):  # too few or too many cells
-            return out, -1
+            return -1
         stop = end - 1 if last and end > pos and data[end - 1] == _RETURN else end  # \r\n
         if width == 1 and stop == pos:  # a blank line: pandas skips it
-            return out, -1
+            return -1
         found = False
         for k in range(lengths.shape[0]):
             if lengths[k] == stop - pos:
@@ -182,13 +181,20 @@ def parse_numbers(data, width, delimiter, missing, lengths):
                 if found:
                     break
         if not found:
-            return out, -1
+            return -1
         out[col, row] = np.nan
         pos = end + 1
         col += 1
         if col == width:
             col, row = 0, row + 1
-    return out, row
+    return row
+
+
+def parse_block(data: bytearray, width: int, delimiter: str, missing: list[bytes]) -> tuple[np.ndarray, int]:
+    """parse_numbers of a block of whole lines (writable bytes, as nncli.data reads them) into a
+    new array: the array (width, lines) and the rows it holds, or -1."""
+    out = np.empty((width, data.count(b"\n") + 1))
+    return out, parse_numbers(np.frombuffer(data, dtype=np.uint8), out, ord(delimiter), *missing_table(missing))
 
 
 def missing_table(missing: list[bytes]) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ from numba.core import cgutils
 from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 
-from nncli.kernels import arrayobj, kernel
+from nncli.kernels import arrayobj, kernel, stack_array
 from nncli.kernels import record, rng
 from nncli.kernels.activations import MAXOUT, PRELU, RELU, RRELU, activate_rows, leaky_relu
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
@@ -65,11 +65,18 @@ STATUS, STEP, LAST_GRAD_NORM, CLIPPED_STEPS, LOSS_SUM = range(5)
 N_STATS = 5
 
 
-@kernel(from_python=True)
 def workspace_offsets(layout, batch_size):
-    """Offsets into ws: [X, Y, sw, one region per layer..., P0, P1, batch_size, end]."""
+    """Offsets into a workspace for batches of up to batch_size rows (fill_offsets), for Python:
+    the last is the workspace's size."""
+    return fill_offsets(layout, batch_size, np.zeros(layout.shape[0] + 7, dtype=np.int64))
+
+
+@kernel(inline="always")
+def fill_offsets(layout, batch_size, offs):
+    """offs (L + 7 int64) = the offsets into ws: [X, Y, sw, one region per layer..., P0, P1,
+    batch_size, end]; returns offs. The kernels take offs from stack_array."""
     L = layout.shape[0]
-    offs = np.zeros(L + 7, dtype=np.int64)
+    offs[0] = 0
     widest = layout[0, N_IN]
     for l in range(L):
         widest = max(widest, layout[l, N_OUT] * layout[l, PIECES])
@@ -761,7 +768,7 @@ def train_epoch(theta, running, grad, layout, layer_hp, X, Y, sw, perm, batch_si
     X, Y, sw, perm, mix, records = _unowned(X), _unowned(Y), _unowned(sw), _unowned(perm), _unowned(mix), _unowned(records)
     n = perm.shape[0]
     L = layout.shape[0]
-    offs = workspace_offsets(layout, batch_size)
+    offs = fill_offsets(layout, batch_size, stack_array(L + 7, layout))
     augment = train_hp[NOISE] > 0.0 or train_hp[INPUT_DROPOUT] > 0.0 or train_hp[MIXUP] > 0.0
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
     stats[STATUS] = OK
@@ -937,7 +944,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     X, Y, sw, perm = _unowned(X), _unowned(Y), _unowned(sw), _unowned(perm)
     n = perm.shape[0]
     L = layout.shape[0]
-    offs = workspace_offsets(layout, batch_size - batch_size // SPLIT)
+    offs = fill_offsets(layout, batch_size - batch_size // SPLIT, stack_array(L + 7, layout))
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
     losses = shared[:SPLIT]
     squares = shared[SPLIT:]
@@ -1037,7 +1044,7 @@ def predict_logits(theta, running, layout, layer_hp, X, out, ws, chunk, extras):
     theta, running, layout, layer_hp, X, ws = (_unowned(theta), _unowned(running), _unowned(layout),
                                                _unowned(layer_hp), _unowned(X), _unowned(ws))
     n = X.shape[0]
-    offs = workspace_offsets(layout, chunk)
+    offs = fill_offsets(layout, chunk, stack_array(layout.shape[0] + 7, layout))
     for start in range(0, n, chunk):
         nb = min(chunk, n - start)
         Zout = forward(theta, running, layout, layer_hp, X[start:start + nb], ws, offs, nb, False, extras,

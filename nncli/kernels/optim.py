@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nncli.kernels import kernel
+from nncli.kernels import kernel, stack_array
 
 SGD, ADAGRAD, RMSPROP, ADAM, ADAMW = 0, 1, 2, 3, 4
 
@@ -125,7 +125,7 @@ def apply_updates(code, hp, theta, grad, s1, s2, t, extras):
     ran at a fifth of the speed. float32 runs compute their updates in float32, as torch does.
     """
     n = theta.shape[0]
-    h = np.empty(2 * N_HP, dtype=theta.dtype)
+    h = stack_array(2 * N_HP, theta)
     for k in range(N_HP):
         h[k] = hp[k]
         h[N_HP + k] = 1.0 - hp[k]

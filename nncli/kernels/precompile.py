@@ -50,7 +50,7 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
     helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag, types.uint64)),
               (mlp.weight_penalty, (vec, vec, i2, f, f)),
               (mlp.clip_gradient, (vec, f, f))]
-    own = [(mlp.workspace_offsets, (i2, i)),  # nncli.train sizes the workspace with it
+    own = [(mlp.fill_offsets, (i2, i, i1)),  # nncli.train sizes the workspace with it
            (mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
            (mlp.backward, (*net, mat, vec, i1, i, flag)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
