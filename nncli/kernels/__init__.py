@@ -229,6 +229,17 @@ def arrayobj():
     return module
 
 
+def unowned_array(context, builder, ty, data, shape, strides):
+    """Code for an array of numba type ty over the memory at data, with shape and strides (LLVM
+    arrays of intp), and no meminfo: no reference count for numba to update, and nothing that keeps
+    the memory alive. The value of nncli's views (mlp._block, mlp._unowned) and of stack_array."""
+    arrays = arrayobj()
+    out = arrays.make_array(ty)(context, builder)
+    itemsize = context.get_constant(numba.types.intp, context.get_abi_sizeof(context.get_data_type(ty.dtype)))
+    arrays.populate_array(out, data=data, shape=shape, strides=strides, itemsize=itemsize, meminfo=None, parent=None)
+    return impl_ret_untracked(context, builder, ty, out._getvalue())
+
+
 @intrinsic
 def stack_array(typingctx, n, like):
     """An uninitialized C-contiguous vector of n elements of like's dtype, on the stack of the
@@ -245,12 +256,8 @@ def stack_array(typingctx, n, like):
         count = context.cast(builder, args[0], sig.args[0], numba.types.intp)
         element = context.get_data_type(ret.dtype)
         itemsize = context.get_constant(numba.types.intp, context.get_abi_sizeof(element))
-        out = arrayobj().make_array(ret)(context, builder)
-        arrayobj().populate_array(out, data=builder.alloca(element, size=count),
-                                  shape=cgutils.pack_array(builder, [count]),
-                                  strides=cgutils.pack_array(builder, [itemsize]), itemsize=itemsize,
-                                  meminfo=None, parent=None)
-        return impl_ret_untracked(context, builder, ret, out._getvalue())
+        return unowned_array(context, builder, ret, builder.alloca(element, size=count),
+                             cgutils.pack_array(builder, [count]), cgutils.pack_array(builder, [itemsize]))
 
     return ret(n, like), codegen
 

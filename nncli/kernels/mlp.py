@@ -34,10 +34,9 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.core.imputils import impl_ret_untracked
 from numba.extending import intrinsic
 
-from nncli.kernels import arrayobj, kernel, stack_array
+from nncli.kernels import arrayobj, kernel, stack_array, unowned_array
 from nncli.kernels import record, rng
 from nncli.kernels.activations import MAXOUT, PRELU, RELU, RRELU, activate_rows, leaky_relu
 from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN_EPS, BN_MOMENTUM, CLIP_NORM, CLIP_VALUE, DROPOUT, G_OFF, INPUT_DROPOUT, L1, L2, MIXUP, N_A, N_IN,
@@ -102,18 +101,13 @@ def _view_codegen(ret):
     """Code for an unowned C-contiguous view `ret` of buf[off:]; args: buf, off, then the shape."""
 
     def codegen(context, builder, sig, args):
-        arrays = arrayobj()
         off, *shape = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:]))
-        src = arrays.make_array(sig.args[0])(context, builder, args[0])
-        out = arrays.make_array(ret)(context, builder)
-        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ret.dtype)))
-        strides = [itemsize]
+        src = arrayobj().make_array(sig.args[0])(context, builder, args[0])
+        strides = [context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(ret.dtype)))]
         for extent in reversed(shape[1:]):
             strides.insert(0, builder.mul(extent, strides[0]))
-        arrays.populate_array(out, data=builder.gep(src.data, [off]), shape=cgutils.pack_array(builder, shape),
-                              strides=cgutils.pack_array(builder, strides), itemsize=itemsize, meminfo=None,
-                              parent=None)
-        return impl_ret_untracked(context, builder, ret, out._getvalue())
+        return unowned_array(context, builder, ret, builder.gep(src.data, [off]), cgutils.pack_array(builder, shape),
+                             cgutils.pack_array(builder, strides))
 
     return codegen
 
@@ -160,12 +154,8 @@ def _unowned(typingctx, arr):
         return None
 
     def codegen(context, builder, sig, args):
-        arrays = arrayobj()
-        src = arrays.make_array(sig.args[0])(context, builder, args[0])
-        out = arrays.make_array(sig.return_type)(context, builder)
-        arrays.populate_array(out, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
-                              meminfo=None, parent=None)
-        return impl_ret_untracked(context, builder, sig.return_type, out._getvalue())
+        src = arrayobj().make_array(sig.args[0])(context, builder, args[0])
+        return unowned_array(context, builder, sig.return_type, src.data, src.shape, src.strides)
 
     return arr(arr), codegen
 
@@ -332,7 +322,7 @@ def dense_backward(A_in, delta, W, dW, db, dA_in, want_dA, want_dW):
                     dA_in[i, p] += d * W[p, j]
         return
     zero = dA_in.dtype.type(0.0)  # sums in the arrays' dtype, as BLAS does: a float64 sum of float32
-    for i in range(n):               # products converted each one (10 x 12 x 8: 543 -> 373 ns)
+    for i in range(n):               # products converted each one (10 x 12 x 8: 286 -> 107 ns)
         for p in range(k):
             s = zero
             for j in range(m):
