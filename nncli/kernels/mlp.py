@@ -43,7 +43,7 @@ from nncli.kernels.layout import (A_OFF, ACT, B_OFF, BN, BN_AFTER, BN_BEFORE, BN
                                   N_OUT, NOISE, P0, P1, PIECES, R_OFF, W_OFF)
 from nncli.kernels.losses import loss_and_delta
 from nncli.kernels.optim import apply_updates
-from nncli.kernels.sync import ABORT, STOP, atomic_add, atomic_cas, atomic_load, atomic_store, barrier, wait
+from nncli.kernels.sync import ABORT, STOP, atomic_cas, atomic_load, atomic_store, barrier, wait
 from nncli.kernels.sync import SIZE as SYNC_SIZE
 
 # Below this many multiply-adds a plain loop beats a BLAS call's fixed cost.
@@ -818,8 +818,8 @@ BLOCKS = 2
 # ... and sums the halves' gradients and updates the weights in this many shares of theta, claimed
 # the same way.
 SHARES = 8
-NEXT = SYNC_SIZE  # sync's count of the shares claimed so far (a cache line of its own)
-_TASKS = SYNC_SIZE + 8
+CLAIMS = SYNC_SIZE  # sync's slots of the shares: the phase each was last claimed for (one cache line)
+_TASKS = SYNC_SIZE + SHARES
 
 
 def sync_size(layers: int) -> int:
@@ -845,11 +845,22 @@ def _half(nb, h):
 
 
 @kernel(inline="always")
-def _claim_share(sync, phase, n_threads):
-    """The next unclaimed share of theta in phase (counted from 0 in the kernel's call), or
-    SHARES or more when none is left. Every thread claims until it gets none, so a phase takes
-    SHARES + n_threads claims, and a barrier ends it before the next phase's first."""
-    return atomic_add(sync, NEXT, 1) - phase * (SHARES + n_threads)
+def _claim_share(sync, tid, phase, i):
+    """Claim a share of theta for phase (counted from 1 in the kernel's call): the first one still
+    unclaimed from place i on in thread tid's order, thread 0's from the first share up and thread
+    1's from the last down. Returns (its place, the share), or place SHARES when none is left.
+
+    In a balanced step each thread so takes the same shares, both phases of every step, and
+    their gradient, theta and optimizer state stay in its core's cache; a thread ahead of the
+    other goes on into the other's end. (Shares taken from one counter, in the order the threads
+    came, moved between the cores from step to step: the loop of the 32-256-256-1 bench net ran
+    ...)"""
+    for place in range(i, SHARES):
+        h = place if tid % 2 == 0 else SHARES - 1 - place
+        seen = atomic_load(sync, CLAIMS + h)
+        if seen < phase and atomic_cas(sync, CLAIMS + h, seen, phase):
+            return place, h
+    return SHARES, 0
 
 
 @kernel(inline="always")
@@ -914,9 +925,13 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     would, to rounding). Summing, weight penalties, clipping by value, the squared norm,
     clipping by norm and the optimizer's update are elementwise: the threads claim them a share
     of theta at a time (SHARES of them, _claim_share). The threads meet at a barrier after the
-    halves, after the sum (every thread then reads the same loss and norm, and so takes the
-    same decisions) and after the update. Which thread computes a block or a share does not
-    change its numbers.
+    halves (every thread then reads the same loss, and so takes the same decisions), after the
+    sum (and the same norm) and, with clipping by norm, after the update. Without it a share's
+    update needs only the share's own gradient, so each thread updates a share as soon as it has
+    summed it, and the sum's barrier is the step's last: a non-finite gradient norm is then
+    found after the update, which leaves non-finite weights, and the run ends there (fit raises
+    TrainingDiverged; runs that stop on divergence instead record gradients, and so never split).
+    Which thread computes a block or a share does not change its numbers.
 
     Every half draws its dropout masks from a key of its own, rng.step_key(seed, step * SPLIT +
     h), so the result does not depend on the number of threads, to the last bit. Both threads
@@ -936,6 +951,7 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
     L = layout.shape[0]
     offs = fill_offsets(layout, batch_size - batch_size // SPLIT, stack_array(L + 7, layout))
     penalty = train_hp[L1] > 0.0 or train_hp[L2] > 0.0
+    clips = train_hp[CLIP_NORM] > 0.0
     losses = shared[:SPLIT]
     squares = shared[SPLIT:]
     P = theta.shape[0]
@@ -962,13 +978,25 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
                         atomic_store(sync, _task(h, l, blk, L), step - first_step + 1)
         if _weight_gradients(tid, sync, layout, ws2, grads2, offs, nb, step - first_step):
             return t
+        if lead:
+            atomic_store(sync, STOP, control[0] != 0)
         if barrier(sync, n_threads):
             return t
+        if atomic_load(sync, STOP) != 0:
+            if lead:
+                stats[STATUS] = INTERRUPTED
+            return t
         share = first / nb
+        loss = share * losses[0] + (1.0 - share) * losses[1]
+        if not math.isfinite(loss):
+            if lead:
+                stats[STATUS] = NONFINITE_LOSS
+            return t
         a = theta.dtype.type(share)
         b = theta.dtype.type(1.0 - share)
-        h = _claim_share(sync, 2 * (step - first_step), n_threads)
-        while h < SHARES:  # the batch's gradient, a share of theta at a time
+        phase = 2 * (step - first_step) + 1
+        place, h = _claim_share(sync, tid, phase, 0)
+        while place < SHARES:  # the batch's gradient, a share of theta at a time
             lo, size = _part(P, h, SHARES)
             g = _span(grad, lo, size)
             g0 = _span(grads2[0], lo, size)
@@ -982,19 +1010,11 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
             if penalty:
                 _penalize(theta, grad, layout, train_hp[L1], train_hp[L2], lo, lo + size)
             squares[h] = _clamp_and_square(grad, lo, lo + size, train_hp[CLIP_VALUE])
-            h = _claim_share(sync, 2 * (step - first_step), n_threads)
-        if lead:
-            atomic_store(sync, STOP, control[0] != 0)
-        if barrier(sync, n_threads):
-            return t
-        if atomic_load(sync, STOP) != 0:
-            if lead:
-                stats[STATUS] = INTERRUPTED
-            return t
-        loss = share * losses[0] + (1.0 - share) * losses[1]
-        if not math.isfinite(loss):
-            if lead:
-                stats[STATUS] = NONFINITE_LOSS
+            if not clips:  # its update needs no more than its own gradient
+                apply_updates(opt_code, opt_hp, _span(theta, lo, size), g, _span(s1, lo, size), _span(s2, lo, size),
+                              t + 1, None)
+            place, h = _claim_share(sync, tid, phase, place + 1)
+        if barrier(sync, n_threads):  # without clipping by norm: theta whole again for the next step
             return t
         norm = 0.0
         for h in range(SHARES):
@@ -1004,24 +1024,25 @@ def train_epoch_split(tid, n_threads, sync, shared, theta, running, grad, layout
             if lead:
                 stats[STATUS] = NONFINITE_GRAD
             return t
-        coef = _norm_coef(norm, train_hp[CLIP_NORM])
         t += 1
-        h = _claim_share(sync, 2 * (step - first_step) + 1, n_threads)
-        while h < SHARES:  # clipping and the optimizer's update, a share at a time
-            lo, size = _part(P, h, SHARES)
-            if coef < 1.0:
+        if clips:
+            coef = _norm_coef(norm, train_hp[CLIP_NORM])
+            place, h = _claim_share(sync, tid, phase + 1, 0)
+            while place < SHARES:  # clipping and the optimizer's update, a share at a time
+                lo, size = _part(P, h, SHARES)
                 g = _span(grad, lo, size)
-                for i in range(size):
-                    g[i] *= coef
-            apply_updates(opt_code, opt_hp, _span(theta, lo, size), _span(grad, lo, size), _span(s1, lo, size),
-                          _span(s2, lo, size), t, None)
-            h = _claim_share(sync, 2 * (step - first_step) + 1, n_threads)
+                if coef < 1.0:
+                    for i in range(size):
+                        g[i] *= coef
+                apply_updates(opt_code, opt_hp, _span(theta, lo, size), g, _span(s1, lo, size), _span(s2, lo, size),
+                              t, None)
+                place, h = _claim_share(sync, tid, phase + 1, place + 1)
+            if barrier(sync, n_threads):  # theta whole again before the next step's forward pass
+                return t
         if lead:
-            stats[CLIPPED_STEPS] += train_hp[CLIP_NORM] > 0.0 and norm > train_hp[CLIP_NORM]
+            stats[CLIPPED_STEPS] += clips and norm > train_hp[CLIP_NORM]
             stats[LAST_GRAD_NORM] = norm
             stats[LOSS_SUM] += loss * nb
-        if barrier(sync, n_threads):  # theta whole again before the next step's forward pass
-            return t
         step += 1
     if lead:
         stats[STEP] = step
