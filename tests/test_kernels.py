@@ -559,6 +559,9 @@ def test_nonfinite_loss_stops_the_epoch_before_touching_weights():
 PLAIN_RUNS = [("[{units: 6, activation: relu}, {units: 4, activation: leaky_relu, dropout: 0.2}]", "bce", "adam", 0.0),
               ("[{units: 5, activation: tanh}, {units: 3, activation: sigmoid}]", "mse", "sgd", 1.0),
               ("[{units: 4, activation: linear}]", "mse", "adam", 0.5),
+              # relu right below the one output: the plain backward pass's one-pass delta
+              # (mlp._output_delta_relu)
+              ("[{units: 6, activation: tanh}, {units: 5, activation: relu}]", "bce", "adam", 0.0),
               # 16 x 64 x 48 multiply-adds: the plain backward pass leaves this weight gradient to
               # train_epoch (mlp._defers); the last batch's 10 rows stay under it
               ("[{units: 64, activation: relu}, {units: 48, activation: tanh, dropout: 0.1}]", "mse", "adam", 0.0)]

@@ -512,13 +512,13 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
         Z, A, D, H, M, mu, sig = _layer_views(ws, offs, layout, j, nb)
         G = _block(ws, nxt, nb, n_in)
         inner = l > 0
-        fuse = keep and inner and width < NARROW and layout[j, ACT] == RELU and layer_hp[j, DROPOUT] == 0.0
+        fuse = keep and inner and width == 1 and layout[j, ACT] == RELU and layer_hp[j, DROPOUT] == 0.0
         dense_backward(A if inner else Xb, dZ, W, dW, db, G, inner and not fuse, not (keep and _defers(layout, l, nb)))
         if not inner:
             return
         if fuse:
             cur = offs[3 + j]  # layer j's Z (_layer_views)
-            _narrow_delta_relu(dZ, W, A, _block(ws, cur, nb, n_in))
+            _output_delta_relu(dZ, W, A, _block(ws, cur, nb, n_in))
             continue
         if layer_hp[j, DROPOUT] > 0.0:
             for i in range(nb):
@@ -566,29 +566,17 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
 
 
 @kernel()
-def _narrow_delta_relu(delta, W, A, dZ):
-    """dZ = (delta @ W.T) * relu'(A) for a narrow layer (W: 1-3 columns) over a relu layer of
-    output A, a row at a time: the plain backward pass's dL/dZ of that layer in one pass, where
+def _output_delta_relu(delta, w, A, dZ):
+    """dZ = (delta @ w.T) * relu'(A) for a one-output layer (delta (n, 1), w (k, 1)) over a relu
+    layer of output A (n, k): the plain backward pass's dL/dZ of that layer in one pass, where
     dense_backward's dA_in and the relu mask took two. A half-step of the bench's 32-256-256-1
-    net (128 x 256 x 1): 3.5 us, against 11.3-13 for BLAS's delta @ W.T and the mask."""
-    n, k = dZ.shape
-    m = W.shape[1]
+    net (128 x 256 x 1): 3.5 us, against 11.3-13 for BLAS's delta @ w.T and the mask."""
     zero = dZ.dtype.type(0.0)
     one = dZ.dtype.type(1.0)
-    for i in range(n):
+    for i in range(dZ.shape[0]):
         d = delta[i, 0]
-        if m == 1:
-            for p in range(k):
-                dZ[i, p] = d * W[p, 0] * (one if A[i, p] > zero else zero)
-            continue
-        for p in range(k):
-            dZ[i, p] = d * W[p, 0]
-        for j in range(1, m):
-            d = delta[i, j]
-            for p in range(k):
-                dZ[i, p] += d * W[p, j]
-        for p in range(k):
-            dZ[i, p] *= one if A[i, p] > zero else zero
+        for p in range(dZ.shape[1]):
+            dZ[i, p] = d * w[p, 0] * (one if A[i, p] > zero else zero)
 
 
 @kernel(inline="always")
