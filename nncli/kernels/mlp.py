@@ -565,7 +565,7 @@ def backward(theta, grad, layout, layer_hp, Xb, ws, offs, nb, extras):
             batch_norm_backward(dZj, H, sig, gamma, dgamma, dbeta)
 
 
-@kernel()
+@kernel(inline="always")
 def _output_delta_relu(delta, w, A, dZ):
     """dZ = (delta @ w.T) * relu'(A) for a one-output layer (delta (n, 1), w (k, 1)) over a relu
     layer of output A (n, k): the plain backward pass's dL/dZ of that layer in one pass, where
