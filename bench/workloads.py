@@ -515,7 +515,8 @@ def _large_limits(med: dict, peak: dict, shares: dict, work: float, steps: int, 
             "blocks that whichever thread is free computes; then the threads sum the halves' gradients and apply "
             "Adam, claiming the parameters eight shares at a time, so that a core running slower (this machine's "
             "cores are shared) hands work to the other instead of holding it at a barrier; the threads meet at a "
-            "spin barrier (nncli.kernels.sync) three times a step.")
+            "spin barrier (nncli.kernels.sync) twice a step (the update follows each share's sum on the "
+            "thread that summed it; a run that clips by norm meets three times).")
     for dt in ("float32", "float64"):
         nn, gemm, halves = med[f"nncli {dt}"], med[f"numpy GEMMs only {dt}"], med[f"numpy GEMMs in halves {dt}"]
         share = lambda seconds: 100 * work / seconds / 1e9 / peak[dt]  # noqa: E731

@@ -1,5 +1,5 @@
-"""A barrier for compiled code on several threads: mlp.train_epoch_split's threads meet at it three
-times a step, and claim work from each other with atomic_cas.
+"""A barrier for compiled code on several threads: mlp.train_epoch_split's threads meet at it twice
+a step (three times when the run clips by norm), and claim work from each other with atomic_cas.
 
 Each thread is a Python thread that calls the same nogil kernel (nncli.kernels.threads), so the
 threads share one int64 array, `sync`, with the barrier's counter and generation and two flags.
