@@ -76,9 +76,9 @@ def cold(env: Env) -> list[Section]:
               "callees' optimized code as it is (reoptimize_callees=False in nncli.kernels; 0.7-1.2 s less), and "
               "kernels that only other kernels call get no wrappers for calls from Python (about 10% less "
               "work). Compiling is single-threaded, so on a cold cache nncli splits it over two processes "
-              "(nncli.kernels.precompile): a helper process compiles the forward pass, the weight penalty and "
-              "the clipping (and the prediction kernel of a run that validates) while the training process "
-              "compiles the workspace sizing, the loss, the backward pass and the optimizer step; train_epoch, "
+              "(nncli.kernels.precompile): a helper process compiles the forward pass, the clipping and the "
+              "deferred weight gradient (and the prediction kernel of a run that validates) while the training "
+              "process compiles the loss, the backward pass, the optimizer step and the weight penalty; train_epoch, "
               "compiled last, takes the helper's half from the cache."
               + (f" Compiled in one process, the same first train takes {Stat(alone).median:.1f} s." if alone else "")
               + " Inlining more levels (the forward and backward passes, the activation) did not make it faster: "

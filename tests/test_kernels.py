@@ -49,6 +49,18 @@ def make_net(n_in, units, acts, Ws=None, bs=None, seed=0):
     return net
 
 
+@pytest.mark.parametrize("batch", [1, 7, 256])
+def test_python_workspace_sizing_matches_the_kernels(batch):
+    """workspace_offsets runs fill_offsets' Python function; the kernels carve ws with the compiled
+    one (inlined). Both must give the same regions, maxout's widened ones and the scratch included."""
+    net = make_net(5, [9, 4, 3], [("maxout", 3.0, 0.0), ("tanh", 0.0, 0.0)])
+    L = net.layout.shape[0]
+    compiled = mlp.fill_offsets(net.layout, batch, np.zeros(L + 7, dtype=np.int64))
+    python = mlp.workspace_offsets(net.layout, np.int64(batch))
+    assert python.dtype == np.int64 and python.tolist() == compiled.tolist()
+    assert python[-1] > python[3 + L] > python[3] > 0
+
+
 def loss_and_grad(net, loss, X, Y, sw=None, hp=1.0):
     n = X.shape[0]
     sw = np.ones(n) if sw is None else sw

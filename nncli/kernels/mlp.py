@@ -66,8 +66,10 @@ N_STATS = 5
 
 def workspace_offsets(layout, batch_size):
     """Offsets into a workspace for batches of up to batch_size rows (fill_offsets), for Python:
-    the last is the workspace's size."""
-    return fill_offsets(layout, batch_size, np.zeros(layout.shape[0] + 7, dtype=np.int64))
+    the last is the workspace's size. It runs fill_offsets' Python function, a few dozen integer
+    operations: compiling it on its own for this call took 0.6 s of a first train on an empty
+    cache (the kernels inline it), and loading it from the cache a few ms of every run."""
+    return fill_offsets.py_func(layout, int(batch_size), np.zeros(layout.shape[0] + 7, dtype=np.int64))
 
 
 @kernel(inline="always")
@@ -579,10 +581,14 @@ def _output_delta_relu(delta, w, A, dZ):
             dZ[i, p] = d * w[p, 0] * (one if A[i, p] > zero else zero)
 
 
-@kernel(inline="always")
+@kernel()
 def _weight_gradient(ws, offs, layout, grad, l, blk, blocks, nb):
     """Block blk of `blocks` blocks of the rows of layer l's weight gradient, which the plain
-    backward pass left undone for the nb rows in ws: dW = A_in.T @ dZ."""
+    backward pass left undone for the nb rows in ws: dW = A_in.T @ dZ.
+
+    A function of its own, not inlined: the training kernels call it once per deferred layer and
+    block of a step, around a BLAS call of microseconds, and compiled apart (by the helper of a
+    cold start, nncli.kernels.precompile) it took 0.5-0.9 s off compiling train_epoch itself."""
     L = layout.shape[0]
     n_in = layout[l, N_IN]
     width = layout[l, N_OUT] * layout[l, PIECES]

@@ -6,9 +6,10 @@ backward pass, the optimizer step) before train_epoch itself. Every kernel is ca
 own, and numba compiling a caller takes a callee from that cache when it is there (its machine
 code and the IR it links in). So when train_epoch is not in the cache and a second core is free,
 `training` starts a helper process (a `python -c` that runs `_main`) that compiles the forward
-pass, the weight penalty and the clipping, and the prediction kernel when the run validates,
-while this process compiles the workspace sizing, the loss, the backward pass and the optimizer
-step. nncli.train opens `training` before its first compiled call, so that the helper's start
+pass, the clipping and the deferred weight gradient (and the prediction kernel when the run
+validates), while this process compiles the loss, the backward pass, the optimizer step and the
+weight penalty (the full variant: the helper takes the penalty, and this process the input
+augmentation and the gradient records). nncli.train opens `training` before its first compiled call, so that the helper's start
 and numba's set-up in each process overlap. Once the helper says its callees are cached,
 compiling train_epoch finds them there, while the helper goes on with the prediction kernel.
 
@@ -48,13 +49,16 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
     flag = types.none if extras is None else types.boolean
     net = (vec, vec, i2, f2)  # theta, running (or grad), layout, layer_hp
     helper = [(mlp.forward, (*net, mat, vec, i1, i, types.literal(True), flag, types.uint64)),
-              (mlp.weight_penalty, (vec, vec, i2, f, f)),
-              (mlp.clip_gradient, (vec, f, f))]
-    own = [(mlp.fill_offsets, (i2, i, i1)),  # nncli.train sizes the workspace with it
-           (mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
+              (mlp.clip_gradient, (vec, f, f)),
+              (mlp._weight_gradient, (vec, i1, i2, vec, i, types.literal(0), types.literal(1), i))]
+    own = [(mlp.loss_and_delta, (i, f1, mat, mat, vec, mat, flag)),
            (mlp.backward, (*net, mat, vec, i1, i, flag)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
-    if extras is not None:
+    penalty = (mlp.weight_penalty, (vec, vec, i2, f, f))
+    if extras is None:  # the helper starts about a second later (its own imports and set-up)
+        own.append(penalty)
+    else:  # the full variant's own share is the larger one
+        helper.append(penalty)
         own += [(mlp._augment, (mat, mat, vec, vec, f1, f1, types.uint64)),
                 (mlp._record_step, (f1, *net, vec, i1, i, f, i, i)),
                 (record.record_update, (f1, vec, vec, i2))]
