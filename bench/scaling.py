@@ -2,6 +2,7 @@
 against the float32 data array (issue 5, goal 6)."""
 
 import json
+import statistics
 from itertools import pairwise
 
 import numpy as np
@@ -14,6 +15,10 @@ FEATURES = 32
 QUICK_BUDGET = 30
 SPREAD_GOAL = 1.2  # per-row time, largest over smallest across sizes
 MEMORY_GOAL = (1.5, 200)  # peak at most 1.5 x the float32 data array + 200 MB
+# A size runs this many times a round at most: as many as take about as long as one run of the
+# largest size, so that the small sizes' sub-second train() times, whose difference gives the
+# first marginal cost, are medians of as many seconds of runs as the largest's.
+MAX_RUNS = 5
 
 CONFIG = """\
 # python -m bench, workload 5: one epoch of a small net, so that reading and preprocessing count
@@ -45,16 +50,21 @@ def scaling(env) -> list[Section]:
         return [*nncli, "train", str(files[n]), "-c", str(cfg), "-o", str(model), "--json"]
 
     run(command(sizes[0]), REPO, REPO)  # untimed: warms the kernel cache
+    once = {n: run(command(n), REPO, REPO).seconds for n in sizes}  # untimed: sets the runs per round
+    runs = {n: max(1, min(MAX_RUNS, round(once[sizes[-1]] / once[n]))) for n in sizes}
     peaks, inside, loops = {}, {}, {}
 
     def system(n):
         def measured():
-            done = run(command(n), REPO, REPO)
-            timing = json.loads(done.stdout)["timing"]
-            peaks.setdefault(n, []).append(done.peak_mb)
-            inside.setdefault(n, []).append(timing["total_seconds"] - timing["compile_seconds"])
-            loops.setdefault(n, []).append(timing["loop_seconds"])
-            return done.seconds
+            seconds = []
+            for _ in range(runs[n]):
+                done = run(command(n), REPO, REPO)
+                timing = json.loads(done.stdout)["timing"]
+                peaks.setdefault(n, []).append(done.peak_mb)
+                inside.setdefault(n, []).append(timing["total_seconds"] - timing["compile_seconds"])
+                loops.setdefault(n, []).append(timing["loop_seconds"])
+                seconds.append(done.seconds)
+            return statistics.median(seconds)
         return measured
 
     seconds = alternate({n: system(n) for n in sizes}, env.settings.repeats, "scaling",
@@ -71,7 +81,11 @@ def scaling(env) -> list[Section]:
         f"100,000 distinct rows, repeated for the larger files) in the temp folder. Net {FEATURES}→64 ReLU→1, MSE, "
         "Adam, batch 256, one epoch, float32, no validation split: a small net, so that reading and preprocessing "
         "the file weigh as much as they can. Each size runs `nncli train FILE -c scaling.yaml --json` as a "
-        "subprocess (the console script, PYTHONPATH set to this checkout); sizes alternate within a round. "
+        "subprocess (the console script, PYTHONPATH set to this checkout); sizes alternate within a round, and "
+        f"a size runs as many times a round as take about as long as one run of the largest (at most {MAX_RUNS}; "
+        f"here {', '.join(f'{n:,}: {runs[n]}' for n in sizes)}, from one untimed run of each), so that the "
+        "small sizes' sub-second times are medians of about as many seconds of runs as the largest's; "
+        "*process seconds* is the median of a round's runs. "
         "*train()* is the run's own `timing.total_seconds` less `compile_seconds` (loading the cached kernels): "
         "reading, preprocessing and training, everything that grows with the rows; *marginal* is the median "
         "train() time added per row from the size above it, the cost of a row once fixed costs are set apart. "
