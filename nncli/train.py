@@ -271,9 +271,7 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     if st.rng is not None:
         rng.bit_generator.state = st.rng
     control = np.zeros(1, dtype=np.int64) if control is None else control
-    # sized by a kernel once precompile has started its helper (below); meanwhile an empty buffer
-    # gives precompile the kernels' argument types
-    ws = np.zeros(0, dtype=dtype)
+    ws = np.zeros(mlp.workspace_offsets(network.layout, batch_size)[-1], dtype=dtype)
     stats = np.zeros(mlp.N_STATS)
     thp = train_hp(train_cfg, network)
     stochastic = network.stochastic or thp[NOISE] > 0 or thp[MIXUP] > 0
@@ -293,6 +291,10 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
 
     split = splits(network, extras, batch_size)
     n_workers = threads.workers()  # read (and checked) whether or not this run splits
+    if split:
+        rows = batch_size - batch_size // mlp.SPLIT
+        ws2 = np.zeros((mlp.SPLIT, mlp.workspace_offsets(network.layout, rows)[-1]), dtype=dtype)
+        grads2 = np.zeros((mlp.SPLIT, theta.size), dtype=dtype)
 
     def run_epoch(perm, t, seed, epoch_no, first_step):
         if not split:
@@ -305,11 +307,6 @@ def fit(network: Network, train: Arrays, val: Arrays | None, train_cfg: dict, ta
     empty = epoch_args(np.empty(0, np.int64), 0, 0, 0, 0)
     validation = None if val is None else (kernel_extras(inference(network)), loss_extras(loss_code))
     with precompile.training(empty, validation):  # on a cold cache, compiled on two cores
-        ws = np.zeros(mlp.workspace_offsets(network.layout, batch_size)[-1], dtype=dtype)
-        if split:
-            rows = batch_size - batch_size // mlp.SPLIT
-            ws2 = np.zeros((mlp.SPLIT, mlp.workspace_offsets(network.layout, rows)[-1]), dtype=dtype)
-            grads2 = np.zeros((mlp.SPLIT, theta.size), dtype=dtype)
         run_epoch(np.empty(0, np.int64), 0, 0, 0, 0)
     if val is not None:
         logits(network, val.X[:1])
