@@ -187,7 +187,8 @@ def pima(env: Env) -> list[Section]:
 
     def nncli_acc(result):
         accuracy["nncli"] = evaluate(result.model, env.pima)["accuracy"]
-    systems["nncli"] = nncli_system(env.pima, nncli.config.load(PIMA_CONFIG), PIMA_STEPS, nncli_acc, PIMA_LOOP_RUNS)
+    systems["nncli"] = nncli_system(env.pima, nncli.config.load(PIMA_CONFIG), PIMA_STEPS, nncli_acc,
+                                    runs=PIMA_LOOP_RUNS)
     if env.torch is not None:
         systems["PyTorch"], commands["PyTorch script"] = script_system("lecture_torch.py", env.pima, "PyTorch", accuracy)
     if env.sklearn is not None:

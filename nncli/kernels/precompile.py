@@ -9,9 +9,10 @@ code and the IR it links in). So when train_epoch is not in the cache and a seco
 pass, the clipping and the deferred weight gradient (and the prediction kernel when the run
 validates), while this process compiles the loss, the backward pass, the optimizer step and the
 weight penalty (the full variant: the helper takes the penalty, and this process the input
-augmentation and the gradient records). nncli.train opens `training` before its first compiled call, so that the helper's start
-and numba's set-up in each process overlap. Once the helper says its callees are cached,
-compiling train_epoch finds them there, while the helper goes on with the prediction kernel.
+augmentation and the gradient records). nncli.train opens `training` before its first compiled
+call, so that the helper's start and numba's set-up in each process overlap. Once the helper
+says its callees are cached, compiling train_epoch finds them there, while the helper goes on
+with the prediction kernel.
 
 The callees' signatures are written out below, as numba types of what train_epoch passes them,
 for each dtype and kernel variant. A test checks that compiling train_epoch after the split
@@ -55,7 +56,7 @@ def _signatures(dtype: str, extras, validation) -> tuple[list, list, list]:
            (mlp.backward, (*net, mat, vec, i1, i, flag)),
            (mlp.apply_updates, (i, f1, vec, vec, vec, vec, i, flag))]
     penalty = (mlp.weight_penalty, (vec, vec, i2, f, f))
-    if extras is None:  # the helper starts about a second later (its own imports and set-up)
+    if extras is None:  # the helper starts its first compile about 0.5 s later (its imports, numba's set-up)
         own.append(penalty)
     else:  # the full variant's own share is the larger one
         helper.append(penalty)
